@@ -1,0 +1,53 @@
+"""powerinfer-py: fast local LLM inference with activation sparsity (hot neurons, cold neurons).
+
+    from powerinfer_py import Llama
+    llm = Llama(model_path="model.gguf")
+    print(llm("The capital of France is", max_tokens=16)["choices"][0]["text"])
+"""
+from __future__ import annotations
+
+import json
+
+__version__ = "0.1.0"
+
+from ._lib import LIB_PATH, ffi, lib  # noqa: E402
+from . import _logger  # noqa: E402,F401  (installs the log callback)
+from .errors import (  # noqa: E402
+    AbortedError,
+    ContextFullError,
+    FileFormatError,
+    InternalError,
+    InvalidArgumentError,
+    ModelFileError,
+    NotCompiledError,
+    OutOfMemoryError,
+    PowerInferError,
+    UnsupportedError,
+)
+
+
+def system_info() -> dict:
+    """What the loaded library was built with and what this CPU supports.
+
+    Keys: version, abi_version, backends (built), simd_built, simd_in_use, cpu (feature flags),
+    cuda (devices, when the CUDA backend was built), library (its path).
+    """
+    info = json.loads(ffi.string(lib.pi_system_info()).decode())
+    info["library"] = str(LIB_PATH)
+    return info
+
+
+__all__ = [
+    "__version__",
+    "system_info",
+    "PowerInferError",
+    "InvalidArgumentError",
+    "ModelFileError",
+    "FileFormatError",
+    "UnsupportedError",
+    "ContextFullError",
+    "OutOfMemoryError",
+    "NotCompiledError",
+    "AbortedError",
+    "InternalError",
+]

