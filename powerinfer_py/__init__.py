@@ -24,6 +24,10 @@ from .errors import (  # noqa: E402
     PowerInferError,
     UnsupportedError,
 )
+from .llama import Llama, LlamaState  # noqa: E402
+from .llama_grammar import LlamaGrammar  # noqa: E402
+from .sampling import LogitsProcessorList, StoppingCriteriaList  # noqa: E402
+from .quantize import quantize  # noqa: E402
 
 
 def system_info() -> dict:
@@ -40,6 +44,12 @@ def system_info() -> dict:
 __all__ = [
     "__version__",
     "system_info",
+    "Llama",
+    "LlamaState",
+    "LlamaGrammar",
+    "LogitsProcessorList",
+    "StoppingCriteriaList",
+    "quantize",
     "PowerInferError",
     "InvalidArgumentError",
     "ModelFileError",

@@ -247,6 +247,12 @@ pi_status pi_quantize_row(int32_t type, const float * src, void * dst, int64_t n
 pi_status pi_matvec(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
                            const float * x, float * y);
 
+pi_status pi_matvec_rows(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
+                                const float * x, const int32_t * rows, int64_t n_ids, float * y);
+
+pi_status pi_matmul(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
+                           const float * X, int64_t n_b, float * Y);
+
 typedef struct pi_quantize_params {
     uint32_t struct_size;
     int32_t  type;
@@ -256,4 +262,35 @@ typedef struct pi_quantize_params {
 
 pi_quantize_params pi_quantize_default_params(void);
 pi_status pi_model_quantize(const char * src_path, const char * dst_path, const pi_quantize_params * params);
+
+typedef struct pi_sampler pi_sampler;
+
+typedef struct pi_sampler_params {
+    uint32_t struct_size;
+    float    temperature;
+    int32_t  top_k;
+    float    top_p;
+    float    min_p;
+    float    typical_p;
+    int32_t  penalty_last_n;
+    float    repeat_penalty;
+    float    frequency_penalty;
+    float    presence_penalty;
+    int32_t  mirostat;
+    float    mirostat_tau;
+    float    mirostat_eta;
+    uint32_t seed;
+} pi_sampler_params;
+
+pi_sampler_params pi_sampler_default_params(void);
+pi_status pi_sampler_new(int32_t n_vocab, const pi_sampler_params * params, pi_sampler ** out);
+void      pi_sampler_free(pi_sampler * sampler);
+
+pi_status pi_sampler_set_logit_bias(pi_sampler * sampler, const pi_token * tokens, const float * bias, int32_t n);
+
+pi_status pi_sampler_accept(pi_sampler * sampler, pi_token token);
+
+void      pi_sampler_reset(pi_sampler * sampler);
+
+pi_status pi_sampler_sample(pi_sampler * sampler, const float * logits, const uint8_t * allowed, pi_token * out);
 '''

@@ -87,6 +87,30 @@ def vocab_dir() -> Path:
     return out
 
 
+SAMPLE_TEXT_MODULES = ("argparse", "collections", "json", "logging", "pathlib", "subprocess", "threading",
+                       "unittest", "email", "http.client", "tarfile", "zipfile", "decimal", "fractions")
+
+
+def sample_text(n_chars: int = 60_000) -> str:
+    """English prose for perplexity and speed checks, with no download: the docstrings of a fixed
+    list of standard-library modules, in a fixed order (the same text for a given Python version)."""
+    import importlib
+    import inspect
+
+    parts = []
+    total = 0
+    for name in SAMPLE_TEXT_MODULES:
+        mod = importlib.import_module(name)
+        for _, obj in sorted(vars(mod).items()):
+            doc = inspect.getdoc(obj) if (inspect.isclass(obj) or inspect.isfunction(obj)) else None
+            if doc and len(doc) > 200 and getattr(obj, "__module__", "") == name:
+                parts.append(doc)
+                total += len(doc) + 2
+                if total >= n_chars:
+                    return "\n\n".join(parts)[:n_chars]
+    return "\n\n".join(parts)
+
+
 def peer_python() -> Path | None:
     """The Python of a venv holding llama-cpp-python 0.3.36 (made by ../shared/fetch-assets.sh --peer
     or benchmarks/setup_peer.sh), used to compare against llama.cpp; None when absent."""

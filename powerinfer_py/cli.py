@@ -4,6 +4,7 @@
                                                   # fetched from PyPI on first use)
     powerinfer-py run -m model.gguf -n 64 "prompt"
     powerinfer-py quantize in.gguf out.gguf Q4_0
+    powerinfer-py perplexity -m model.gguf -f text.txt
     powerinfer-py info                            # build and CPU facts
 """
 from __future__ import annotations
@@ -61,8 +62,22 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .quantize import quantize
 
     start = time.perf_counter()
-    quantize(args.src, args.dst, args.type, n_threads=args.threads)
+    quantize(args.src, args.dst, args.type, n_threads=args.threads, quantize_output=not args.leave_output)
     print(f"wrote {args.dst} ({args.type}) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    from .perplexity import perplexity
+
+    text = open(args.file, encoding="utf-8").read()
+
+    def report(done: int, total: int, ppl: float) -> None:
+        print(f"[{done}/{total}] running perplexity {ppl:.4f}", file=sys.stderr)
+
+    res = perplexity(_model_path(args.model), text, n_ctx=args.n_ctx, n_batch=args.n_batch,
+                     n_threads=args.threads or 0, n_chunks=args.chunks, progress=report)
+    print(f"perplexity {res.ppl:.4f} over {res.n_scored} tokens ({res.n_chunks} chunks of {res.n_ctx})")
     return 0
 
 
@@ -94,9 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quantize", help="write a copy of a GGUF model with its weights quantized")
     q.add_argument("src", help="source GGUF file")
     q.add_argument("dst", help="destination GGUF file (must differ from src)")
-    q.add_argument("type", help="target type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32")
+    q.add_argument("type", help="target type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16, BF16, F32")
     q.add_argument("-t", "--threads", type=int, default=0, help="threads (default: all cores)")
+    q.add_argument("--leave-output", action="store_true",
+                   help="keep the output head (output.weight or the tied token_embd) as in the source")
     q.set_defaults(func=cmd_quantize)
+
+    ppl = sub.add_parser("perplexity", help="perplexity of a model over a text file (llama.cpp's method)")
+    ppl.add_argument("-f", "--file", required=True, help="UTF-8 text file")
+    ppl.add_argument("-m", "--model", help="GGUF model file (default: SmolLM2-135M-Instruct)")
+    ppl.add_argument("-c", "--n-ctx", type=int, default=512, help="chunk size in tokens (default 512)")
+    ppl.add_argument("-b", "--n-batch", type=int, default=512)
+    ppl.add_argument("-t", "--threads", type=int, default=None)
+    ppl.add_argument("--chunks", type=int, default=-1, help="at most this many chunks (default: all)")
+    ppl.set_defaults(func=cmd_perplexity)
 
     info = sub.add_parser("info", help="print the library's build and CPU facts as JSON")
     info.set_defaults(func=cmd_info)

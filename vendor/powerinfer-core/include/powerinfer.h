@@ -331,6 +331,14 @@ PI_API pi_status pi_quantize_row(int32_t type, const float * src, void * dst, in
  * x is quantized inside as the fast path would (so results match the engine, not exact f32). */
 PI_API pi_status pi_matvec(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
                            const float * x, float * y);
+/* y[k] = dot(row rows[k] of W, x) for k < n_ids, every rows[k] in [0, n_rows): the row-subset path
+ * of the sparse FFN, with x quantized as in pi_matvec. */
+PI_API pi_status pi_matvec_rows(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
+                                const float * x, const int32_t * rows, int64_t n_ids, float * y);
+/* Y[b * n_rows + r] = dot(row r of W, row b of X) for the n_b activations X (n_b x n_cols floats):
+ * the batched path of prompt processing, each activation quantized as in pi_matvec. */
+PI_API pi_status pi_matmul(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
+                           const float * X, int64_t n_b, float * Y);
 
 /* Writes a copy of the GGUF file at src_path to dst_path with every 2-D weight quantized to type
  * (token embeddings and 1-D tensors as llama.cpp's quantizer treats them), keeping every metadata
@@ -344,6 +352,47 @@ typedef struct pi_quantize_params {
 
 PI_API pi_quantize_params pi_quantize_default_params(void);
 PI_API pi_status pi_model_quantize(const char * src_path, const char * dst_path, const pi_quantize_params * params);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampling
+ *
+ * A pi_sampler turns one row of logits into a token. The chain, in order: logit bias, the
+ * caller's mask of allowed tokens (grammars), repetition penalties over the last penalty_last_n
+ * accepted tokens, then greedy (temperature == 0), a plain draw (temperature < 0), mirostat 1 or 2
+ * (after temperature; replaces the truncations), or top_k -> typical_p -> top_p -> min_p ->
+ * temperature -> draw. The logits passed in are never modified. One thread at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pi_sampler pi_sampler;
+
+typedef struct pi_sampler_params {
+    uint32_t struct_size;       /* sizeof(pi_sampler_params), set by the defaults           */
+    float    temperature;       /* 0 = greedy (argmax), < 0 = draw without truncation        */
+    int32_t  top_k;             /* <= 0 = off                                                */
+    float    top_p;             /* >= 1 = off                                                */
+    float    min_p;             /* <= 0 = off                                                */
+    float    typical_p;         /* >= 1 = off                                                */
+    int32_t  penalty_last_n;    /* accepted tokens the penalties look at; 0 = off, -1 = all  */
+    float    repeat_penalty;    /* 1 = off; divides positive logits, multiplies negative ones */
+    float    frequency_penalty; /* subtracted once per occurrence                            */
+    float    presence_penalty;  /* subtracted once if the token occurred                     */
+    int32_t  mirostat;          /* 0 = off, 1 or 2                                           */
+    float    mirostat_tau;      /* target surprise in bits                                   */
+    float    mirostat_eta;      /* learning rate                                             */
+    uint32_t seed;              /* the random stream; same seed and inputs, same tokens      */
+} pi_sampler_params;
+
+PI_API pi_sampler_params pi_sampler_default_params(void);
+PI_API pi_status pi_sampler_new(int32_t n_vocab, const pi_sampler_params * params, pi_sampler ** out);
+PI_API void      pi_sampler_free(pi_sampler * sampler);
+/* Replaces the additive bias table (n pairs; n = 0 clears it). */
+PI_API pi_status pi_sampler_set_logit_bias(pi_sampler * sampler, const pi_token * tokens, const float * bias, int32_t n);
+/* Records a token in the penalty history (prompt tokens too, as the caller sees fit). */
+PI_API pi_status pi_sampler_accept(pi_sampler * sampler, pi_token token);
+/* Clears the penalty history and mirostat's state; the random stream goes on. */
+PI_API void      pi_sampler_reset(pi_sampler * sampler);
+/* logits: n_vocab floats. allowed: NULL, or n_vocab bytes where 0 forbids the token. */
+PI_API pi_status pi_sampler_sample(pi_sampler * sampler, const float * logits, const uint8_t * allowed, pi_token * out);
 
 #ifdef __cplusplus
 }

@@ -103,6 +103,14 @@ int64_t pi_struct_layout(const char * name) {
         PI_SIZE(pi_quantize_params),
         PI_FIELD(pi_quantize_params, struct_size), PI_FIELD(pi_quantize_params, type),
         PI_FIELD(pi_quantize_params, n_threads), PI_FIELD(pi_quantize_params, quantize_output),
+        PI_SIZE(pi_sampler_params),
+        PI_FIELD(pi_sampler_params, struct_size), PI_FIELD(pi_sampler_params, temperature),
+        PI_FIELD(pi_sampler_params, top_k), PI_FIELD(pi_sampler_params, top_p),
+        PI_FIELD(pi_sampler_params, min_p), PI_FIELD(pi_sampler_params, typical_p),
+        PI_FIELD(pi_sampler_params, penalty_last_n), PI_FIELD(pi_sampler_params, repeat_penalty),
+        PI_FIELD(pi_sampler_params, frequency_penalty), PI_FIELD(pi_sampler_params, presence_penalty),
+        PI_FIELD(pi_sampler_params, mirostat), PI_FIELD(pi_sampler_params, mirostat_tau),
+        PI_FIELD(pi_sampler_params, mirostat_eta), PI_FIELD(pi_sampler_params, seed),
     };
 #undef PI_SIZE
 #undef PI_FIELD

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace pi {
@@ -28,6 +29,8 @@ struct gguf_kv {
     uint32_t    arr_type = 0;  // element type when type == GGUF_ARRAY
     uint64_t    arr_n    = 0;  // element count when type == GGUF_ARRAY
     // Scalars and numeric arrays: the raw little-endian bytes (one element for a scalar).
+    // Arrays of arrays (arr_type == GGUF_ARRAY): the elements' bytes as stored in the file, each
+    // one u32 element type, u64 count, elements (already validated by the reader).
     std::vector<uint8_t>     raw;
     // Strings: str for a scalar, strs for an array of strings.
     std::string              str;
@@ -49,12 +52,18 @@ struct gguf_open_options {
     bool load_data = true;   // false: never read or map the data section (vocab-only)
 };
 
+// Bytes of a tensor of type with shape ne (4 dims, unused ones 1). False when the type is
+// unknown, ne[0] is not a whole number of blocks, a dim is negative, or the size overflows.
+bool gguf_tensor_bytes(int32_t type, const int64_t ne[4], uint64_t * out);
+
 class gguf_file {
 public:
     // On failure returns the status and sets the last error to "<path>: <cause>".
     static pi_status open(const std::string & path, const gguf_open_options & opts,
                           std::unique_ptr<gguf_file> * out);
     ~gguf_file();
+    gguf_file(const gguf_file &)             = delete;  // owns a mapping
+    gguf_file & operator=(const gguf_file &) = delete;
 
     std::string              path;
     uint32_t                 version     = 0;
@@ -86,9 +95,11 @@ public:
 
 private:
     gguf_file() = default;
-    void *               map_addr_ = nullptr;
-    size_t               map_size_ = 0;
-    std::vector<uint8_t> owned_data_;  // when not mapped
+    void *    map_addr_   = nullptr;
+    size_t    map_size_   = 0;
+    uint8_t * owned_data_ = nullptr;  // the data section read into page-aligned memory, when not mapped
+    size_t    owned_size_ = 0;
+    std::unordered_map<std::string, size_t> tensor_by_name_;  // index into tensors
 };
 
 }  // namespace pi

@@ -1,0 +1,87 @@
+// dot.h - what the per-ISA kernel files (dot_scalar.cpp, dot_avx2.cpp, dot_avx512.cpp) hand to the
+// dispatcher: one row-dot function per weight type, a batched variant where written, and the f32
+// vector helpers. Also the layouts of the prepared activations (act_quant.cpp writes them).
+//
+// Prepared activation formats (ours, internal; act_bytes gives the sizes):
+//   ACT_F32  n floats, as given (F32, F16, BF16 weights).
+//   ACT_Q8   blocks of 32: all n int8 values q first, then per block b the floats (d_b, s_b), so
+//            x ~ d_b * q and s_b = d_b * sum(q of block b). Keeping the values contiguous lets one
+//            SIMD load fetch several blocks; the float d (not f16) keeps the error at d/2 per value.
+//            Used by Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (s_b carries the offset term of the _1 types and
+//            the "- 8" / "- 16" of the _0 types).
+//   ACT_Q8K  block_q8_K per 256 values (blocks.h): float d, int8 q[256], int16 sums of each 16.
+//            Used by the K-quants.
+// All quantized activations use d = amax / 127 and q = round-half-even(x * (127 / amax)), so |q| <= 127.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pi {
+
+enum act_kind { ACT_NONE = 0, ACT_F32, ACT_Q8, ACT_Q8K };
+
+// Largest GGUF type id we index tables with (BF16 = 30).
+constexpr int DOT_N_TYPES = 31;
+
+// The activation format a weight type is dotted with (ACT_NONE: type not supported).
+act_kind act_kind_for(int32_t wtype);
+
+// ACT_Q8 accessors: the n int8 values, then (d, s) float pairs per block of 32. Static: each file,
+// compiled for its own ISA, keeps its own copy (an inline function shared between files compiled
+// with different flags could be linked to the wrong one).
+static inline const int8_t * act_q8_values(const void * xq) { return static_cast<const int8_t *>(xq); }
+static inline const float * act_q8_scales(const void * xq, int64_t n) {
+    return reinterpret_cast<const float *>(static_cast<const char *>(xq) + n);
+}
+
+// Dot product of one weight row (n values of the type) with a prepared activation.
+typedef float (*vec_dot_fn)(int64_t n, const void * w, const void * xq);
+
+// Batched: out[b * ldo] = dot(w, activation b) for b < nb (1 <= nb <= the table's batch_max for
+// the type, at most DOT_MAX_BATCH), the activations x_stride bytes apart. Lets a kernel unpack a
+// weight block once for several activations.
+constexpr int DOT_MAX_BATCH = 8;
+typedef void (*vec_dot_batch_fn)(int64_t n, const void * w, const void * xq, size_t x_stride,
+                                 int nb, float * out, int64_t ldo);
+
+// Rows: y[r] = dot(row r of W, x) for r < n_rows, rows row_bytes apart; the row loop of matvec
+// inside the kernel's file, so that the row kernel is inlined rather than called through a pointer.
+typedef void (*vec_dot_rows_fn)(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y,
+                                int64_t n_rows);
+
+struct dot_table {
+    vec_dot_fn       dot[DOT_N_TYPES];        // nullptr: use the scalar one
+    vec_dot_rows_fn  dot_rows[DOT_N_TYPES];   // nullptr: matvec calls dot per row
+    vec_dot_batch_fn dot_batch[DOT_N_TYPES];  // nullptr: call dot per activation
+    int              batch_max[DOT_N_TYPES];  // largest nb dot_batch takes
+    // Converts n floats into the ACT_Q8 / ACT_Q8K format (nullptr: scalar). Must give the same bytes
+    // as the scalar code: tests compare them.
+    void (*prepare_q8)(const float * x, int64_t n, void * out);
+    void (*prepare_q8k)(const float * x, int64_t n, void * out);
+    float (*dot_f32)(const float * a, const float * b, int64_t n);
+    float (*dot_f16_f32)(const uint16_t * a, const float * b, int64_t n);
+    void  (*axpy_f16_f32)(float * y, float a, const uint16_t * x, int64_t n);
+    void  (*axpy_f32)(float * y, float a, const float * x, int64_t n);
+};
+
+// Each fills the entries it has written; the dispatcher starts from the scalar table.
+void dot_table_fill_scalar(dot_table & t);
+void dot_table_fill_avx2(dot_table & t);    // dot_avx2.cpp, vec_f32_avx2.cpp
+void dot_table_fill_avx512(dot_table & t);  // dot_avx512.cpp, vec_f32_avx512.cpp
+
+// Parts of the above that live in their own files.
+void vec_f32_fill_scalar(dot_table & t);
+void vec_f32_fill_avx2(dot_table & t);
+void vec_f32_fill_avx512(dot_table & t);
+void dot_k_fill_avx2(dot_table & t);       // dot_k_avx2.cpp: the K-quants
+void act_quant_fill_avx2(dot_table & t);   // act_quant_avx2.cpp: the activation converters
+
+// The scalar activation converters (act_quant.cpp), the reference the SIMD ones must equal.
+void act_prepare_q8_scalar(const float * x, int64_t n, void * out);
+void act_prepare_q8k_scalar(const float * x, int64_t n, void * out);
+
+// The table of the ISA chosen now (dispatch.cpp). Never null.
+const dot_table & dot_table_current();
+
+}  // namespace pi

@@ -1,0 +1,346 @@
+// dot_avx512.cpp - AVX-512 (F, BW, VL, DQ) dot kernels for the 32-value block types: Q4_0, Q4_1
+// (SmolLM2's matrices), Q5_0, Q5_1 and Q8_0 (its output head). Types not written here keep their
+// AVX2 kernels (dispatch.cpp copies the AVX2 table first).
+//
+// Four weight blocks per step. For the 4-bit types the 4 x 16 packed bytes fill one zmm; its low
+// nibbles are values 0..15 and its high nibbles values 16..31 of each block, and two permutes put
+// the contiguous activation values (ACT_Q8) in the same order. vpdpbusd (AVX512-VNNI, used when
+// the CPU has it: cpu_get_features().avx512vnni) or vpmaddubsw + vpmaddwd then gives 16 int32 sums,
+// four per block. The 5-bit types add 16 to the bytes whose bit is set in qh (a byte-masked add,
+// the qh words being the masks). The scales come as 8 floats per step: (d * dx, c * s) for each
+// of the 4 blocks, c being the min (q4_1, q5_1), -8 * d (q4_0) or -16 * d (q5_0), as in dot_avx2.cpp.
+// Q8_0 goes two blocks per zmm with |w| and the sign of w moved onto the activation.
+#include "powerinfer.h"
+#include "core/cpu_features.h"
+#include "cpu/blocks.h"
+#include "cpu/dot.h"
+
+// GCC 12's avx512fintrin.h starts some results from _mm512_undefined_*() and then flags its own
+// code with -W(maybe-)uninitialized in every caller; no undefined lane is ever read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+namespace pi {
+
+namespace {
+
+template <bool VNNI>
+inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+    if constexpr (VNNI) {
+        return _mm512_dpbusd_epi32(acc, u, s);
+    } else {
+        const __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+        return _mm512_add_epi32(acc, p);
+    }
+}
+
+inline uint32_t load_u32(const uint8_t * p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline uint32_t load_u16(const uint8_t * p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+// ---- the 4- and 5-bit types ----------------------------------------------------------------------------
+
+// k = how many of the 4 blocks at p exist (4 except at the end of a row); missing ones read as 0.
+// qh: offset of the 32 fifth bits of the 5-bit types, -1 for the 4-bit ones.
+struct z_q4_0 {
+    static constexpr int bytes = sizeof(block_q4_0), qs = 2, qh = -1;
+    // (d, -8 d) per block.
+    static __m256 dc(const uint8_t * p, int k) {
+        uint32_t h[4] = {0, 0, 0, 0};
+        for (int j = 0; j < k; j++) h[j] = load_u16(p + j * bytes);
+        const __m256 d = _mm256_moveldup_ps(_mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3])));
+        return _mm256_mul_ps(d, _mm256_setr_ps(1, -8, 1, -8, 1, -8, 1, -8));
+    }
+};
+
+struct z_q4_1 {
+    static constexpr int bytes = sizeof(block_q4_1), qs = 4, qh = -1;
+    // (d, m) per block: the first 4 bytes of each block.
+    static __m256 dc(const uint8_t * p, int k) {
+        uint32_t h[4] = {0, 0, 0, 0};
+        for (int j = 0; j < k; j++) h[j] = load_u32(p + j * bytes);
+        return _mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]));
+    }
+};
+
+struct z_q5_0 {
+    static constexpr int bytes = sizeof(block_q5_0), qs = 6, qh = 2;
+    // (d, -16 d) per block.
+    static __m256 dc(const uint8_t * p, int k) {
+        uint32_t h[4] = {0, 0, 0, 0};
+        for (int j = 0; j < k; j++) h[j] = load_u16(p + j * bytes);
+        const __m256 d = _mm256_moveldup_ps(_mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3])));
+        return _mm256_mul_ps(d, _mm256_setr_ps(1, -16, 1, -16, 1, -16, 1, -16));
+    }
+};
+
+struct z_q5_1 {
+    static constexpr int bytes = sizeof(block_q5_1), qs = 8, qh = 4;
+    // (d, m) per block: the first 4 bytes of each block.
+    static __m256 dc(const uint8_t * p, int k) {
+        uint32_t h[4] = {0, 0, 0, 0};
+        for (int j = 0; j < k; j++) h[j] = load_u32(p + j * bytes);
+        return _mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]));
+    }
+};
+
+// Masks for the activation bytes of k blocks (32 each) in two 64-byte loads, and for their k
+// (d, s) float pairs.
+inline __mmask64 bytes_mask(int64_t nbytes) {
+    return nbytes >= 64 ? ~(__mmask64)0 : nbytes <= 0 ? (__mmask64)0 : (((__mmask64)1 << nbytes) - 1);
+}
+inline __mmask8 pairs_mask(int k) { return (__mmask8)((1u << (2 * k)) - 1); }
+
+// One step of 4 blocks (FULL) or of the last k < 4, for NB activations.
+template <class T, bool VNNI, int NB, bool FULL>
+__attribute__((always_inline)) inline void nibble_step(const uint8_t * p, int64_t i, int k, const int8_t * const * xv,
+                                                       const float * const * xd, __m512 * acc, __m512 * accc) {
+    const __m512i mask4  = _mm512_set1_epi8(0x0f);
+    const __m512i idx_lo = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
+    const __m512i idx_hi = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
+    const __m512i bcast  = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+    __m512i       v;
+    if (FULL) {
+        v = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p + T::qs)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + T::bytes + T::qs)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 2 * T::bytes + T::qs)), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 3 * T::bytes + T::qs)), 3);
+    } else {
+        v = _mm512_setzero_si512();
+        for (int j = 0; j < k; j++) {
+            const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + j * T::bytes + T::qs));
+            v               = _mm512_mask_broadcast_i32x4(v, (__mmask16)(0xf << (4 * j)), q);
+        }
+    }
+    __m512i lo = _mm512_and_si512(v, mask4);                        // values 0..15 of each block
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask4);  // values 16..31
+    if (T::qh >= 0) {
+        // Fifth bits: bit j of block j's qh goes to byte 16 k + j of lo (j < 16) or of hi (j >= 16),
+        // so the low and high halves of the 4 qh words, side by side, are byte masks for them.
+        uint64_t mlo = 0, mhi = 0;
+        for (int j = 0; j < (FULL ? 4 : k); j++) {
+            const uint64_t h = load_u32(p + j * T::bytes + T::qh);
+            mlo |= (h & 0xffff) << (16 * j);
+            mhi |= (h >> 16) << (16 * j);
+        }
+        const __m512i b4 = _mm512_set1_epi8(0x10);
+        lo               = _mm512_mask_add_epi8(lo, (__mmask64)mlo, lo, b4);
+        hi               = _mm512_mask_add_epi8(hi, (__mmask64)mhi, hi, b4);
+    }
+    const __m256  dc = T::dc(p, FULL ? 4 : k);
+    for (int b = 0; b < NB; b++) {
+        const int8_t * x = xv[b] + i * 32;
+        __m512i        x0, x1;
+        __m256         ds;
+        if (FULL) {
+            x0 = _mm512_loadu_si512(x);
+            x1 = _mm512_loadu_si512(x + 64);
+            ds = _mm256_loadu_ps(xd[b] + 2 * i);
+        } else {
+            x0 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k), x);
+            x1 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k - 64), x + 64);
+            ds = _mm256_maskz_loadu_ps(pairs_mask(k), xd[b] + 2 * i);
+        }
+        const __m512i xl = _mm512_permutex2var_epi64(x0, idx_lo, x1);
+        const __m512i xh = _mm512_permutex2var_epi64(x0, idx_hi, x1);
+        const __m512i s  = dpbusd<VNNI>(dpbusd<VNNI>(_mm512_setzero_si512(), lo, xl), hi, xh);
+        const __m512  pr = _mm512_zextps256_ps512(_mm256_mul_ps(dc, ds));  // (d dx, c s) x 4
+        acc[b]           = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(bcast, pr), acc[b]);
+        accc[b]          = _mm512_mask_add_ps(accc[b], 0xaa, accc[b], pr);  // the c s terms, lanes 1 3 5 7
+    }
+}
+
+template <class T, bool VNNI, int NB>
+void dot_nibbles(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+    const uint8_t * wb = static_cast<const uint8_t *>(w);
+    const int64_t   nb = n / 32;
+    const int8_t *  xv[NB];
+    const float *   xd[NB];
+    // Three accumulators per activation (even steps, odd steps, c s terms) so that no chain of
+    // dependent float additions limits the loop.
+    __m512 acc0[NB], acc1[NB], accc[NB];
+    for (int b = 0; b < NB; b++) {
+        const void * x = static_cast<const char *>(xq) + b * xs;
+        xv[b]          = act_q8_values(x);
+        xd[b]          = act_q8_scales(x, n);
+        acc0[b] = acc1[b] = accc[b] = _mm512_setzero_ps();
+    }
+    // The same two chains for any NB, so that a batch gives each activation the very bits a single
+    // product gives it (prompt and generation agree exactly).
+    __m512 * acc_odd = acc1;
+    int64_t  i       = 0;
+    for (; i + 8 <= nb; i += 8) {
+        nibble_step<T, VNNI, NB, true>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
+        nibble_step<T, VNNI, NB, true>(wb + (i + 4) * T::bytes, i + 4, 4, xv, xd, acc_odd, accc);
+    }
+    if (i + 4 <= nb) {
+        nibble_step<T, VNNI, NB, true>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
+        i += 4;
+    }
+    if (i < nb) nibble_step<T, VNNI, NB, false>(wb + i * T::bytes, i, (int)(nb - i), xv, xd, acc_odd, accc);
+    for (int b = 0; b < NB; b++) out[b * ldo] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0[b], acc1[b]), accc[b]));
+}
+
+// ---- q8_0 ----------------------------------------------------------------------------------------
+//
+// Signed weights: |w| goes in the unsigned operand and w's sign onto the activation (a masked
+// negation; activations are never -128, so it cannot overflow). Two blocks per zmm, four per step.
+
+template <bool VNNI, int NB, bool FULL>
+__attribute__((always_inline)) inline void q8_step(const uint8_t * p, int64_t i, int k, const int8_t * const * xv,
+                                                   const float * const * xd, __m512 * acc, __m512 * acc2) {
+    constexpr int B   = sizeof(block_q8_0);
+    const __m512i bc0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i bc1 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
+    __m256i       q[4];
+    uint32_t      h[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 4; j++) {
+        if (FULL || j < k) {
+            q[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + j * B + 2));
+            h[j] = load_u16(p + j * B);
+        } else {
+            q[j] = _mm256_setzero_si256();
+        }
+    }
+    const __m512i   w0 = _mm512_inserti64x4(_mm512_zextsi256_si512(q[0]), q[1], 1);
+    const __m512i   w1 = _mm512_inserti64x4(_mm512_zextsi256_si512(q[2]), q[3], 1);
+    const __m512i   u0 = _mm512_abs_epi8(w0), u1 = _mm512_abs_epi8(w1);
+    const __mmask64 n0 = _mm512_movepi8_mask(w0), n1 = _mm512_movepi8_mask(w1);
+    const __m256    d  = _mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]));  // (d, 0) x 4
+    for (int b = 0; b < NB; b++) {
+        const int8_t * x = xv[b] + i * 32;
+        __m512i        x0, x1;
+        __m256         ds;
+        if (FULL) {
+            x0 = _mm512_loadu_si512(x);
+            x1 = _mm512_loadu_si512(x + 64);
+            ds = _mm256_loadu_ps(xd[b] + 2 * i);
+        } else {
+            x0 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k), x);
+            x1 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k - 64), x + 64);
+            ds = _mm256_maskz_loadu_ps(pairs_mask(k), xd[b] + 2 * i);
+        }
+        const __m512i a0 = _mm512_mask_sub_epi8(x0, n0, _mm512_setzero_si512(), x0);
+        const __m512i a1 = _mm512_mask_sub_epi8(x1, n1, _mm512_setzero_si512(), x1);
+        const __m512i s0 = dpbusd<VNNI>(_mm512_setzero_si512(), u0, a0);
+        const __m512i s1 = dpbusd<VNNI>(_mm512_setzero_si512(), u1, a1);
+        const __m512  pr = _mm512_zextps256_ps512(_mm256_mul_ps(d, ds));
+        acc[b]           = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(bc0, pr), acc[b]);
+        acc2[b]          = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(bc1, pr), acc2[b]);
+    }
+}
+
+template <bool VNNI, int NB>
+void dot_q8_0(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+    const uint8_t * wb = static_cast<const uint8_t *>(w);
+    const int64_t   nb = n / 32;
+    const int8_t *  xv[NB];
+    const float *   xd[NB];
+    __m512          acc[NB], acc2[NB];  // two chains of additions
+    for (int b = 0; b < NB; b++) {
+        const void * x = static_cast<const char *>(xq) + b * xs;
+        xv[b]          = act_q8_values(x);
+        xd[b]          = act_q8_scales(x, n);
+        acc[b] = acc2[b] = _mm512_setzero_ps();
+    }
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) q8_step<VNNI, NB, true>(wb + i * sizeof(block_q8_0), i, 4, xv, xd, acc, acc2);
+    if (i < nb) q8_step<VNNI, NB, false>(wb + i * sizeof(block_q8_0), i, (int)(nb - i), xv, xd, acc, acc2);
+    for (int b = 0; b < NB; b++) out[b * ldo] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b], acc2[b]));
+}
+
+// ---- entry points: one activation, or a batch of up to 4 ----------------------------
+
+template <void (*K1)(int64_t, const void *, const void *, size_t, float *, int64_t)>
+float one(int64_t n, const void * w, const void * xq) {
+    float r;
+    K1(n, w, xq, 0, &r, 0);
+    return r;
+}
+
+template <void (*K1)(int64_t, const void *, const void *, size_t, float *, int64_t)>
+void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    const char * w = static_cast<const char *>(W);
+    for (int64_t r = 0; r < n_rows; r++) K1(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0);
+}
+
+// Up to batch_max (4) activations; K<n> is the kernel instantiated for n of them.
+template <template <int> class K>
+void batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, float * out, int64_t ldo) {
+    switch (nb) {
+        case 1: K<1>::run(n, w, xq, xs, out, ldo); break;
+        case 2: K<2>::run(n, w, xq, xs, out, ldo); break;
+        case 3: K<3>::run(n, w, xq, xs, out, ldo); break;
+        default: K<4>::run(n, w, xq, xs, out, ldo); break;
+    }
+}
+
+template <class T, bool VNNI>
+struct nib {
+    template <int NB>
+    struct k {
+        static void run(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+            dot_nibbles<T, VNNI, NB>(n, w, xq, xs, out, ldo);
+        }
+    };
+};
+
+template <bool VNNI>
+struct q8 {
+    template <int NB>
+    struct k {
+        static void run(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+            dot_q8_0<VNNI, NB>(n, w, xq, xs, out, ldo);
+        }
+    };
+};
+
+template <bool VNNI>
+void fill(dot_table & t) {
+    t.dot[PI_TYPE_Q4_0]       = one<dot_nibbles<z_q4_0, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q4_0]  = rows<dot_nibbles<z_q4_0, VNNI, 1>>;
+    t.dot_batch[PI_TYPE_Q4_0] = batch<nib<z_q4_0, VNNI>::template k>;
+    t.dot[PI_TYPE_Q4_1]       = one<dot_nibbles<z_q4_1, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q4_1]  = rows<dot_nibbles<z_q4_1, VNNI, 1>>;
+    t.dot_batch[PI_TYPE_Q4_1] = batch<nib<z_q4_1, VNNI>::template k>;
+    t.dot[PI_TYPE_Q5_0]       = one<dot_nibbles<z_q5_0, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q5_0]  = rows<dot_nibbles<z_q5_0, VNNI, 1>>;
+    t.dot_batch[PI_TYPE_Q5_0] = batch<nib<z_q5_0, VNNI>::template k>;
+    t.dot[PI_TYPE_Q5_1]       = one<dot_nibbles<z_q5_1, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q5_1]  = rows<dot_nibbles<z_q5_1, VNNI, 1>>;
+    t.dot_batch[PI_TYPE_Q5_1] = batch<nib<z_q5_1, VNNI>::template k>;
+    t.dot[PI_TYPE_Q8_0]       = one<dot_q8_0<VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q8_0]  = rows<dot_q8_0<VNNI, 1>>;
+    t.dot_batch[PI_TYPE_Q8_0] = batch<q8<VNNI>::template k>;
+    // 4 at a time: 8 spill registers (three accumulators each) and measured no faster.
+    for (int type : {PI_TYPE_Q4_0, PI_TYPE_Q4_1, PI_TYPE_Q5_0, PI_TYPE_Q5_1, PI_TYPE_Q8_0}) t.batch_max[type] = 4;
+}
+
+}  // namespace
+
+// POWERINFER_AVX512_VNNI=0 makes CPUs with VNNI take the path of those without (for tests).
+void dot_table_fill_avx512(dot_table & t) {
+    const char * env = std::getenv("POWERINFER_AVX512_VNNI");
+    if (cpu_get_features().avx512vnni && !(env && std::strcmp(env, "0") == 0)) {
+        fill<true>(t);
+    } else {
+        fill<false>(t);
+    }
+    vec_f32_fill_avx512(t);  // also the F32 and F16 weight rows
+}
+
+}  // namespace pi

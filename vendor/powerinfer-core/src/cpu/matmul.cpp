@@ -1,0 +1,70 @@
+// matmul.cpp - the row loops around the per-type dot kernels: matrix-vector for decoding, a row
+// subset for the sparse FFN, and the batched product for prompts (cpu/kernels.h).
+#include "cpu/dot.h"
+#include "cpu/kernels.h"
+
+#include <algorithm>
+
+namespace pi {
+
+namespace {
+
+// The row kernel of wtype on the chosen ISA; nullptr for a type without one (callers check
+// kernel_supports first, so this only keeps a bad id from indexing past the table).
+vec_dot_fn dot_for(const dot_table & t, int32_t wtype) {
+    return wtype >= 0 && wtype < DOT_N_TYPES ? t.dot[wtype] : nullptr;
+}
+
+}  // namespace
+
+void matvec(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, int64_t n_cols,
+            float * y, int64_t r0, int64_t r1) {
+    const dot_table & t   = dot_table_current();
+    const vec_dot_fn  dot = dot_for(t, wtype);
+    const char *      w   = static_cast<const char *>(W);
+    if (!dot) return;  // unsupported type: callers check kernel_supports first
+    if (t.dot_rows[wtype] && r1 > r0) {
+        t.dot_rows[wtype](n_cols, w + (size_t)r0 * w_row_bytes, w_row_bytes, xq, y, r1 - r0);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) y[r - r0] = dot(n_cols, w + (size_t)r * w_row_bytes, xq);
+}
+
+void matvec_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, int64_t n_cols,
+                 const int32_t * rows, int64_t n_rows, float * y) {
+    const vec_dot_fn dot = dot_for(dot_table_current(), wtype);
+    const char *     w   = static_cast<const char *>(W);
+    if (!dot) return;
+    for (int64_t k = 0; k < n_rows; k++) y[k] = dot(n_cols, w + (size_t)rows[k] * w_row_bytes, xq);
+}
+
+// Activations are taken in chunks small enough to stay in L2 (64 x a few KB) while every weight row
+// of [r0, r1) is read once per chunk; within a chunk, a row sits in L1 while the batched kernel runs
+// it against up to batch_max (4 or 8) activations at a time.
+void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
+            int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const dot_table &      t     = dot_table_current();
+    const vec_dot_fn       dot   = dot_for(t, wtype);
+    if (!dot) return;
+    const vec_dot_batch_fn batch = t.dot_batch[wtype];
+    const int              bmax  = batch ? std::max(1, t.batch_max[wtype]) : 1;
+    const char *           w     = static_cast<const char *>(W);
+    const char *           x     = static_cast<const char *>(xq);
+    const int64_t          chunk = 64;
+    for (int64_t b0 = 0; b0 < n_b; b0 += chunk) {
+        const int64_t b1 = std::min(n_b, b0 + chunk);
+        for (int64_t r = r0; r < r1; r++) {
+            const char * wr = w + (size_t)r * w_row_bytes;
+            int64_t      b  = b0;
+            if (batch) {
+                for (; b < b1; b += bmax) {
+                    const int nb = (int)std::min<int64_t>(bmax, b1 - b);
+                    batch(n_cols, wr, x + (size_t)b * xq_stride, xq_stride, nb, Y + b * ldy + r, ldy);
+                }
+            }
+            for (; b < b1; b++) Y[b * ldy + r] = dot(n_cols, wr, x + (size_t)b * xq_stride);
+        }
+    }
+}
+
+}  // namespace pi

@@ -1,0 +1,90 @@
+// llm.h - the llama-family model as the forward pass sees it: hyper-parameters read from the
+// <arch>.* metadata and non-owning views of the weight tensors (the data stays in the gguf_file,
+// mapped or read, for the life of the pi_model).
+//
+// The llama family covers Llama 1/2/3, SmolLM2, Mistral-style grouped-query attention (GGUF files
+// of those models say general.architecture = "llama"; "mistral" is accepted when the tensors are
+// the same). A block is
+//     h   = x + Wo · attn(rope(Wq · rms(x)), rope(Wk · rms(x)), Wv · rms(x))
+//     out = h + Wdown · (silu(Wgate · rms(h)) ⊙ (Wup · rms(h)))
+// and the head is logits = Wout · rms(x_last), Wout tied to the token embeddings when the file has
+// no output.weight.
+#pragma once
+
+#include "powerinfer.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pi {
+
+enum rope_scaling_type : int32_t {
+    ROPE_SCALING_NONE   = 0,
+    ROPE_SCALING_LINEAR = 1,  // positions divided by the factor
+    ROPE_SCALING_YARN   = 2,  // YaRN: interpolate low frequencies, extrapolate high ones
+};
+
+struct llm_hparams {
+    int32_t n_vocab      = 0;  // rows of token_embd
+    int32_t n_ctx_train  = 0;  // <arch>.context_length
+    int32_t n_embd       = 0;  // <arch>.embedding_length
+    int32_t n_layer      = 0;  // <arch>.block_count
+    int32_t n_ff         = 0;  // <arch>.feed_forward_length
+    int32_t n_head       = 0;  // <arch>.attention.head_count
+    int32_t n_head_kv    = 0;  // <arch>.attention.head_count_kv (= n_head without GQA)
+    int32_t head_dim     = 0;  // <arch>.attention.key_length, else n_embd / n_head
+    int32_t n_rot        = 0;  // <arch>.rope.dimension_count, else head_dim
+    float   rms_eps      = 1e-5f;   // <arch>.attention.layer_norm_rms_epsilon
+    float   rope_base    = 10000.0f;  // <arch>.rope.freq_base
+
+    // RoPE scaling (<arch>.rope.scaling.*). freq_scale = 1 / factor.
+    int32_t rope_scaling   = ROPE_SCALING_NONE;
+    float   rope_freq_scale = 1.0f;
+    int32_t rope_n_ctx_orig = 0;     // rope.scaling.original_context_length (YaRN), else n_ctx_train
+    float   yarn_ext_factor = 0.0f;  // 1 for YaRN, 0 otherwise
+    float   yarn_attn_factor = 1.0f; // rope.scaling.attn_factor
+    float   yarn_beta_fast  = 32.0f;
+    float   yarn_beta_slow  = 1.0f;
+
+    int32_t n_embd_q()  const { return n_head * head_dim; }
+    int32_t n_embd_kv() const { return n_head_kv * head_dim; }
+};
+
+// A 2-D weight: n_rows rows of n_cols values of type, row_bytes apart. For GGUF dims, n_cols is
+// ne[0] (the contiguous one) and n_rows is ne[1]; y = W · x has n_rows outputs.
+struct llm_weight {
+    const uint8_t * data      = nullptr;
+    int32_t         type      = 0;  // pi_type
+    int64_t         n_cols    = 0;
+    int64_t         n_rows    = 0;
+    size_t          row_bytes = 0;
+    const char *    name      = nullptr;  // the gguf tensor name, for messages
+};
+
+struct llm_layer {
+    const float * attn_norm = nullptr;  // [n_embd] f32
+    llm_weight    wq;                   // [n_embd] -> [n_head * head_dim]
+    llm_weight    wk;                   // [n_embd] -> [n_head_kv * head_dim]
+    llm_weight    wv;                   // [n_embd] -> [n_head_kv * head_dim]
+    llm_weight    wo;                   // [n_head * head_dim] -> [n_embd]
+    const float * ffn_norm  = nullptr;  // [n_embd] f32
+    llm_weight    w_gate;               // [n_embd] -> [n_ff]
+    llm_weight    w_up;                 // [n_embd] -> [n_ff]
+    llm_weight    w_down;               // [n_ff] -> [n_embd]
+};
+
+struct llm_model {
+    std::string            arch;        // general.architecture
+    llm_hparams            hp;
+    llm_weight             tok_embd;    // n_vocab rows of n_embd: a token's row is its embedding
+    const float *          output_norm = nullptr;  // [n_embd] f32
+    llm_weight             output;      // [n_embd] -> [n_vocab]; == tok_embd when tied
+    bool                   tied_output = false;
+    const float *          rope_freqs  = nullptr;  // [n_rot / 2] frequency divisors (Llama 3.1), or null
+    std::vector<llm_layer> layers;      // n_layer
+    double                 t_load_ms   = 0.0;      // time spent binding the weights
+};
+
+}  // namespace pi

@@ -1,0 +1,270 @@
+// llm_load.cpp - reads the llama-family hyper-parameters from <arch>.* metadata and binds every
+// weight tensor with its shape and type checked. Every failure names the key or tensor at fault.
+#include "core/status.h"
+#include "core/types.h"
+#include "cpu/kernels.h"
+#include "model/llm.h"
+#include "model/model.h"
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <new>
+
+namespace pi {
+namespace {
+
+bool is_llama_family(const std::string & arch) { return arch == "llama" || arch == "mistral"; }
+
+// Reads <arch>.<key> as an integer; required keys fail with the full key named.
+pi_status read_i32(const gguf_file & f, const std::string & arch, const char * key, bool required,
+                   int32_t * out) {
+    const std::string full = arch + "." + key;
+    if (f.get_i32(full, out)) {
+        if (*out < 0) return fail(PI_ERR_FORMAT, "%s: %s is negative (%d)", f.path.c_str(), full.c_str(), *out);
+        return PI_OK;
+    }
+    if (f.find_key(full) >= 0) return fail(PI_ERR_FORMAT, "%s: %s is not an integer", f.path.c_str(), full.c_str());
+    if (required) return fail(PI_ERR_FORMAT, "%s: metadata key %s is missing", f.path.c_str(), full.c_str());
+    return PI_OK;
+}
+
+pi_status read_f32(const gguf_file & f, const std::string & arch, const char * key, float * out) {
+    const std::string full = arch + "." + key;
+    if (f.get_f32(full, out)) {
+        if (!std::isfinite(*out)) return fail(PI_ERR_FORMAT, "%s: %s is not finite", f.path.c_str(), full.c_str());
+        return PI_OK;
+    }
+    if (f.find_key(full) >= 0) return fail(PI_ERR_FORMAT, "%s: %s is not a float", f.path.c_str(), full.c_str());
+    return PI_OK;  // optional: keep the default
+}
+
+pi_status read_hparams(const gguf_file & f, const std::string & arch, llm_hparams * hp) {
+    PI_TRY(read_i32(f, arch, "context_length", true, &hp->n_ctx_train));
+    PI_TRY(read_i32(f, arch, "embedding_length", true, &hp->n_embd));
+    PI_TRY(read_i32(f, arch, "block_count", true, &hp->n_layer));
+    PI_TRY(read_i32(f, arch, "feed_forward_length", true, &hp->n_ff));
+    PI_TRY(read_i32(f, arch, "attention.head_count", true, &hp->n_head));
+    hp->n_head_kv = hp->n_head;
+    PI_TRY(read_i32(f, arch, "attention.head_count_kv", false, &hp->n_head_kv));
+    PI_TRY(read_f32(f, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps));
+    PI_TRY(read_f32(f, arch, "rope.freq_base", &hp->rope_base));
+
+    const char * p = f.path.c_str();
+    if (hp->n_embd <= 0 || hp->n_layer <= 0 || hp->n_ff <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0) {
+        return fail(PI_ERR_FORMAT, "%s: %s hyper-parameters must be positive (embedding_length %d, block_count %d, "
+                    "feed_forward_length %d, head_count %d, head_count_kv %d)", p, arch.c_str(), hp->n_embd,
+                    hp->n_layer, hp->n_ff, hp->n_head, hp->n_head_kv);
+    }
+    if (hp->n_head % hp->n_head_kv != 0) {
+        return fail(PI_ERR_FORMAT, "%s: %s.attention.head_count (%d) is not a multiple of head_count_kv (%d)", p,
+                    arch.c_str(), hp->n_head, hp->n_head_kv);
+    }
+    hp->head_dim = hp->n_embd / hp->n_head;
+    int32_t key_len = 0, value_len = 0;
+    PI_TRY(read_i32(f, arch, "attention.key_length", false, &key_len));
+    PI_TRY(read_i32(f, arch, "attention.value_length", false, &value_len));
+    if (key_len > 0) hp->head_dim = key_len;
+    if (value_len > 0 && value_len != hp->head_dim) {
+        return fail(PI_ERR_UNSUPPORTED, "%s: %s.attention.value_length (%d) differs from key_length (%d)", p,
+                    arch.c_str(), value_len, hp->head_dim);
+    }
+    if (hp->head_dim <= 0 || hp->head_dim % 2 != 0) {
+        return fail(PI_ERR_FORMAT, "%s: head dimension %d must be positive and even", p, hp->head_dim);
+    }
+    hp->n_rot = hp->head_dim;
+    PI_TRY(read_i32(f, arch, "rope.dimension_count", false, &hp->n_rot));
+    if (hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0) {
+        return fail(PI_ERR_FORMAT, "%s: %s.rope.dimension_count (%d) must be even and within the head dimension (%d)",
+                    p, arch.c_str(), hp->n_rot, hp->head_dim);
+    }
+    if (!(hp->rope_base > 0.0f)) return fail(PI_ERR_FORMAT, "%s: %s.rope.freq_base must be > 0", p, arch.c_str());
+    if (!(hp->rms_eps >= 0.0f)) {
+        return fail(PI_ERR_FORMAT, "%s: %s.attention.layer_norm_rms_epsilon must be >= 0", p, arch.c_str());
+    }
+
+    // RoPE scaling. Older files carry only rope.scale_linear; newer ones rope.scaling.type/factor.
+    std::string type = "none";
+    f.get_str(arch + ".rope.scaling.type", &type);
+    float factor = 0.0f;
+    PI_TRY(read_f32(f, arch, "rope.scaling.factor", &factor));
+    float linear = 0.0f;
+    PI_TRY(read_f32(f, arch, "rope.scale_linear", &linear));
+    if (type == "none" && linear > 0.0f && linear != 1.0f) {
+        type = "linear";
+        factor = linear;
+    }
+    hp->rope_n_ctx_orig = hp->n_ctx_train;
+    if (type == "linear") {
+        if (factor < 0.0f) return fail(PI_ERR_FORMAT, "%s: %s.rope.scaling.factor is negative", p, arch.c_str());
+        if (factor > 0.0f && factor != 1.0f) {
+            hp->rope_scaling    = ROPE_SCALING_LINEAR;
+            hp->rope_freq_scale = 1.0f / factor;
+        }
+    } else if (type == "yarn") {
+        if (!(factor > 0.0f)) return fail(PI_ERR_FORMAT, "%s: YaRN scaling needs %s.rope.scaling.factor > 0", p, arch.c_str());
+        hp->rope_scaling    = ROPE_SCALING_YARN;
+        hp->rope_freq_scale = 1.0f / factor;
+        hp->yarn_ext_factor = 1.0f;
+        PI_TRY(read_i32(f, arch, "rope.scaling.original_context_length", false, &hp->rope_n_ctx_orig));
+        PI_TRY(read_f32(f, arch, "rope.scaling.attn_factor", &hp->yarn_attn_factor));
+        PI_TRY(read_f32(f, arch, "rope.scaling.yarn_ext_factor", &hp->yarn_ext_factor));
+        PI_TRY(read_f32(f, arch, "rope.scaling.yarn_attn_factor", &hp->yarn_attn_factor));
+        PI_TRY(read_f32(f, arch, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast));
+        PI_TRY(read_f32(f, arch, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow));
+        if (hp->rope_n_ctx_orig <= 0) hp->rope_n_ctx_orig = hp->n_ctx_train;
+    } else if (type != "none") {
+        return fail(PI_ERR_UNSUPPORTED, "%s: %s.rope.scaling.type \"%s\" is not supported (none, linear, yarn are)", p,
+                    arch.c_str(), type.c_str());
+    }
+    return PI_OK;
+}
+
+// Finds a tensor and checks its dimensions: ne0 x ne1 (ne1 = 0 for a 1-D tensor).
+pi_status find_checked(const gguf_file & f, const std::string & name, int64_t ne0, int64_t ne1, bool required,
+                       const gguf_tensor ** out) {
+    *out = f.find_tensor(name);
+    if (!*out) {
+        if (!required) return PI_OK;
+        return fail(PI_ERR_FORMAT, "%s: tensor %s is missing", f.path.c_str(), name.c_str());
+    }
+    const gguf_tensor & t = **out;
+    const int64_t want_dims = ne1 == 0 ? 1 : 2;
+    const bool ok = t.ne[0] == ne0 && (ne1 == 0 ? t.ne[1] == 1 : t.ne[1] == ne1) && t.ne[2] == 1 && t.ne[3] == 1;
+    if (!ok) {
+        if (want_dims == 1) {
+            return fail(PI_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld]",
+                        f.path.c_str(), name.c_str(), (long long)t.ne[0], (long long)t.ne[1], (long long)t.ne[2],
+                        (long long)t.ne[3], (long long)ne0);
+        }
+        return fail(PI_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                    f.path.c_str(), name.c_str(), (long long)t.ne[0], (long long)t.ne[1], (long long)t.ne[2],
+                    (long long)t.ne[3], (long long)ne0, (long long)ne1);
+    }
+    if (!t.data) return fail(PI_ERR_INTERNAL, "%s: tensor %s has no data (file opened without data?)", f.path.c_str(), name.c_str());
+    return PI_OK;
+}
+
+pi_status bind_vector(const gguf_file & f, const std::string & name, int64_t n, const float ** out) {
+    const gguf_tensor * t = nullptr;
+    PI_TRY(find_checked(f, name, n, 0, true, &t));
+    if (t->type != PI_TYPE_F32) {
+        const char * tn = type_get(t->type).name;
+        return fail(PI_ERR_UNSUPPORTED, "%s: tensor %s has type %s; norm weights must be F32", f.path.c_str(),
+                    name.c_str(), tn ? tn : "unknown");
+    }
+    *out = reinterpret_cast<const float *>(t->data);
+    return PI_OK;
+}
+
+// Binds a matrix of n_rows rows of n_cols values. required=false leaves *w empty when absent.
+pi_status bind_matrix(const gguf_file & f, const std::string & name, int64_t n_cols, int64_t n_rows, bool required,
+                      llm_weight * w) {
+    const gguf_tensor * t = nullptr;
+    PI_TRY(find_checked(f, name, n_cols, n_rows, required, &t));
+    if (!t) return PI_OK;
+    const char * tn = type_get(t->type).name;
+    if (!kernel_supports(t->type)) {
+        return fail(PI_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which has no CPU kernels", f.path.c_str(),
+                    name.c_str(), tn ? tn : "unknown");
+    }
+    const int64_t rb = type_row_bytes(t->type, n_cols);
+    if (rb <= 0) {
+        return fail(PI_ERR_FORMAT, "%s: tensor %s: row of %lld values is not a whole number of %s blocks",
+                    f.path.c_str(), name.c_str(), (long long)n_cols, tn ? tn : "unknown");
+    }
+    if ((uint64_t)rb * (uint64_t)n_rows > t->n_bytes) {
+        return fail(PI_ERR_FORMAT, "%s: tensor %s: %llu bytes stored, %llu needed", f.path.c_str(), name.c_str(),
+                    (unsigned long long)t->n_bytes, (unsigned long long)rb * (unsigned long long)n_rows);
+    }
+    w->data      = t->data;
+    w->type      = t->type;
+    w->n_cols    = n_cols;
+    w->n_rows    = n_rows;
+    w->row_bytes = static_cast<size_t>(rb);
+    w->name      = t->name.c_str();
+    return PI_OK;
+}
+
+pi_status bind_weights(const gguf_file & f, llm_model * m) {
+    const llm_hparams & hp = m->hp;
+    const gguf_tensor * emb = f.find_tensor("token_embd.weight");
+    if (!emb) return fail(PI_ERR_FORMAT, "%s: tensor token_embd.weight is missing", f.path.c_str());
+    if (emb->ne[0] != hp.n_embd || emb->ne[1] <= 0) {
+        return fail(PI_ERR_FORMAT, "%s: tensor token_embd.weight has shape [%lld, %lld], expected [%d, n_vocab]",
+                    f.path.c_str(), (long long)emb->ne[0], (long long)emb->ne[1], hp.n_embd);
+    }
+    if (emb->ne[1] > INT32_MAX) return fail(PI_ERR_FORMAT, "%s: token_embd.weight has too many rows", f.path.c_str());
+    m->hp.n_vocab = static_cast<int32_t>(emb->ne[1]);
+    PI_TRY(bind_matrix(f, "token_embd.weight", hp.n_embd, m->hp.n_vocab, true, &m->tok_embd));
+    PI_TRY(bind_vector(f, "output_norm.weight", hp.n_embd, &m->output_norm));
+    PI_TRY(bind_matrix(f, "output.weight", hp.n_embd, m->hp.n_vocab, false, &m->output));
+    if (!m->output.data) {
+        m->output      = m->tok_embd;
+        m->tied_output = true;
+    }
+    const gguf_tensor * rf = nullptr;
+    PI_TRY(find_checked(f, "rope_freqs.weight", hp.n_rot / 2, 0, false, &rf));
+    if (rf) {
+        if (rf->type != PI_TYPE_F32) {
+            return fail(PI_ERR_UNSUPPORTED, "%s: tensor rope_freqs.weight must be F32", f.path.c_str());
+        }
+        m->rope_freqs = reinterpret_cast<const float *>(rf->data);
+    }
+
+    const int64_t nq = hp.n_embd_q(), nkv = hp.n_embd_kv();
+    m->layers.resize(hp.n_layer);
+    for (int il = 0; il < hp.n_layer; il++) {
+        llm_layer & L = m->layers[il];
+        const std::string b = "blk." + std::to_string(il) + ".";
+        PI_TRY(bind_vector(f, b + "attn_norm.weight", hp.n_embd, &L.attn_norm));
+        PI_TRY(bind_matrix(f, b + "attn_q.weight", hp.n_embd, nq, true, &L.wq));
+        PI_TRY(bind_matrix(f, b + "attn_k.weight", hp.n_embd, nkv, true, &L.wk));
+        PI_TRY(bind_matrix(f, b + "attn_v.weight", hp.n_embd, nkv, true, &L.wv));
+        PI_TRY(bind_matrix(f, b + "attn_output.weight", nq, hp.n_embd, true, &L.wo));
+        PI_TRY(bind_vector(f, b + "ffn_norm.weight", hp.n_embd, &L.ffn_norm));
+        if (f.find_tensor(b + "ffn_down_t.weight") && !f.find_tensor(b + "ffn_down.weight")) {
+            return fail(PI_ERR_UNSUPPORTED, "%s: %sffn_down_t.weight (PowerInfer sparse layout) needs the sparse "
+                        "FFN path, which this build does not have yet", f.path.c_str(), b.c_str());
+        }
+        PI_TRY(bind_matrix(f, b + "ffn_gate.weight", hp.n_embd, hp.n_ff, true, &L.w_gate));
+        PI_TRY(bind_matrix(f, b + "ffn_up.weight", hp.n_embd, hp.n_ff, true, &L.w_up));
+        PI_TRY(bind_matrix(f, b + "ffn_down.weight", hp.n_ff, hp.n_embd, true, &L.w_down));
+    }
+    return PI_OK;
+}
+
+}  // namespace
+
+pi_status llm_load(const gguf_file & file, const pi_model_params & params, llm_model ** out) {
+    *out = nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string arch;
+    if (!file.get_str("general.architecture", &arch)) {
+        return fail(PI_ERR_FORMAT, "%s: metadata key general.architecture is missing", file.path.c_str());
+    }
+    if (!is_llama_family(arch)) {
+        return fail(PI_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (this build runs the llama family: "
+                    "llama, mistral)", file.path.c_str(), arch.c_str());
+    }
+    std::unique_ptr<llm_model> m(new (std::nothrow) llm_model());
+    if (!m) return fail(PI_ERR_OUT_OF_MEMORY, "%s: out of memory", file.path.c_str());
+    m->arch = arch;
+    PI_TRY(read_hparams(file, arch, &m->hp));
+    PI_TRY(bind_weights(file, m.get()));
+    int32_t vocab_size = 0;
+    if (file.get_i32(arch + ".vocab_size", &vocab_size) && vocab_size != m->hp.n_vocab) {
+        PI_LOG_W("%s: %s.vocab_size is %d but token_embd.weight has %d rows; using the tensor", file.path.c_str(),
+                 arch.c_str(), vocab_size, m->hp.n_vocab);
+    }
+    m->t_load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    PI_LOG_D("%s: %s, %d layers, n_embd %d, n_head %d/%d, n_ff %d, n_vocab %d, %s output", file.path.c_str(),
+             arch.c_str(), m->hp.n_layer, m->hp.n_embd, m->hp.n_head, m->hp.n_head_kv, m->hp.n_ff, m->hp.n_vocab,
+             m->tied_output ? "tied" : "separate");
+    *out = m.release();
+    return PI_OK;
+}
+
+void llm_free(llm_model * m) { delete m; }
+
+}  // namespace pi
