@@ -2,7 +2,7 @@
 on one thread and on several (each thread takes a share of the rows, as the engine's pool does).
 
     POWERINFER_LIB_PATH=build python3 benchmarks/bench_kernels.py [--mb 128] [--threads 2]
-        [--types Q4_1,Q8_0] [--isas scalar,avx2,avx512] [--bandwidth 30]
+        [--types Q4_1,Q8_0] [--isas scalar,avx2,avx512] [--bandwidth 30] [--batched 64]
 
 The matrix (--mb megabytes, larger than the last-level cache so that weights come from memory, as
 in decoding) has 2048 columns, or 2304 for types whose blocks need it. Decoding is bound by memory
@@ -98,6 +98,23 @@ def measure(name: str, w: np.ndarray, n_rows: int, n_cols: int, n_threads: int, 
     return w.nbytes / best / 1e9
 
 
+def measure_batched(name: str, n_b: int, min_time: float, rng: np.random.Generator) -> float:
+    """GMAC/s of pi_matmul (the prompt path) with n_b activations against a 4 MB matrix, one thread."""
+    w, n_rows, n_cols = make_matrix(name, 4.0, rng)
+    X = rng.standard_normal((n_b, n_cols), dtype=np.float32)
+    Y = np.empty((n_b, n_rows), dtype=np.float32)
+    args = (TYPES[name][0], ffi.cast("uint8_t *", ffi.from_buffer(w)), n_rows, n_cols,
+            ffi.cast("float *", ffi.from_buffer(X)), n_b, ffi.cast("float *", ffi.from_buffer(Y)))
+    check(lib.pi_matmul(*args))
+    best, spent, reps = float("inf"), 0.0, 0
+    while spent < min_time or reps < 3:
+        t0 = time.perf_counter()
+        check(lib.pi_matmul(*args))
+        dt = time.perf_counter() - t0
+        best, spent, reps = min(best, dt), spent + dt, reps + 1
+    return n_rows * n_cols * n_b / best / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=128.0, help="weight megabytes per matrix")
@@ -106,12 +123,24 @@ def main() -> None:
     ap.add_argument("--isas", default=",".join(ISAS))
     ap.add_argument("--bandwidth", type=float, default=30.0, help="machine read bandwidth, GB/s")
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
+    ap.add_argument("--batched", type=int, default=0, metavar="N_B",
+                    help="instead: GMAC/s of the batched product (prompts) with N_B activations, 1 thread")
     args = ap.parse_args()
 
     rng = np.random.default_rng(1)
     before = lib.pi_cpu_get_isa()
     isas = [i for i in args.isas.split(",") if lib.pi_cpu_set_isa(ISAS[i]) == 0]
     check(lib.pi_cpu_set_isa(before))
+    if args.batched:
+        print(f"pi_matmul GMAC/s, {args.batched} activations, 1 thread (4 MB matrices)")
+        try:
+            for name in args.types.split(","):
+                row = "  ".join(f"{isa} {measure_batched(name, args.batched, args.min_time, rng) if lib.pi_cpu_set_isa(ISAS[isa]) == 0 else 0:7.1f}"
+                                for isa in isas)
+                print(f"{name:6} {row}", flush=True)
+        finally:
+            check(lib.pi_cpu_set_isa(before))
+        return
     print(f"matvec GB/s of weights ({args.mb:.0f} MB matrices; fraction of {args.bandwidth:.0f} GB/s in brackets)")
     print(f"{'type':6} {'isa':7} {'1 thread':>16} {f'{args.threads} threads':>16}")
     try:

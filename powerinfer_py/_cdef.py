@@ -293,4 +293,27 @@ pi_status pi_sampler_accept(pi_sampler * sampler, pi_token token);
 void      pi_sampler_reset(pi_sampler * sampler);
 
 pi_status pi_sampler_sample(pi_sampler * sampler, const float * logits, const uint8_t * allowed, pi_token * out);
+
+typedef enum pi_ffn_act {
+    PI_FFN_RELU_GATE_UP = 0,
+    PI_FFN_RELU_BOTH    = 1,
+    PI_FFN_RELU_UP      = 2
+} pi_ffn_act;
+
+pi_status pi_sparse_gather(const float * values, int64_t n, float threshold, bool strict,
+                                  int32_t * ids, int64_t * n_ids);
+
+pi_status pi_sparse_down(int32_t type, const void * down_t, int64_t n_ff, int64_t n_embd,
+                                const int32_t * active, const float * h, int64_t n_active,
+                                float * y, int32_t n_threads);
+
+pi_status pi_sparse_hidden(int32_t act, int32_t type, const void * up, const void * gate,
+                                  int64_t n_ff, int64_t n_embd, const float * x,
+                                  const int32_t * active, int64_t n_active, float * h,
+                                  int32_t n_threads);
+
+pi_status pi_sparse_ffn(int32_t act, int32_t type, const void * up, const void * gate,
+                               const void * down_t, int64_t n_ff, int64_t n_embd, const float * x,
+                               const int32_t * active, int64_t n_active, float * h, float * y,
+                               int32_t n_threads);
 '''

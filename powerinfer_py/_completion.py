@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 
+from .errors import ContextFullError
 from ._lib import check, ffi, lib
 from ._text import TextStream, normalize_stop
 from .sampling import Sampler, SamplingParams
@@ -113,7 +114,7 @@ def completion_chunks(llm, req: CompletionRequest) -> Iterator[Dict[str, Any]]:
     run.prompt_tokens = prompt_tokens
     n_ctx = llm._n_ctx
     if len(prompt_tokens) >= n_ctx:
-        raise ValueError(f"Requested tokens ({len(prompt_tokens)}) exceed context window of {n_ctx}")
+        raise ContextFullError(f"Requested tokens ({len(prompt_tokens)}) exceed context window of {n_ctx}")
     max_tokens = req.max_tokens
     if max_tokens is None or max_tokens <= 0 or max_tokens > n_ctx - len(prompt_tokens):
         max_tokens = n_ctx - len(prompt_tokens)

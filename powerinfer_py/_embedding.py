@@ -10,6 +10,7 @@ from typing import List, Tuple, Union
 
 import numpy as np
 
+from .errors import ContextFullError
 from ._lib import check, ffi, lib
 
 POOLING_NONE, POOLING_MEAN, POOLING_CLS, POOLING_LAST = 0, 1, 2, 3
@@ -67,7 +68,7 @@ def embed_texts(llm, input: Union[str, List[str]], normalize: bool, truncate: bo
                 tokens = [llm._token_bos if llm._token_bos >= 0 else llm._token_eos]
             if len(tokens) > limit:
                 if not truncate:
-                    raise ValueError(f"Requested tokens ({len(tokens)}) exceed context window of {limit}")
+                    raise ContextFullError(f"Requested tokens ({len(tokens)}) exceed context window of {limit}")
                 tokens = tokens[:limit]
             total += len(tokens)
             v = pool(_hidden_states(llm, tokens), pooling)

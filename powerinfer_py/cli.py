@@ -6,6 +6,9 @@
     powerinfer-py quantize in.gguf out.gguf Q4_0
     powerinfer-py perplexity -m model.gguf -f text.txt
     powerinfer-py info                            # build and CPU facts
+    powerinfer-py chat -m model.gguf              # interactive chat (streams; reads piped stdin too)
+    powerinfer-py serve -m model.gguf --port 8000 # OpenAI-compatible server (pip install 'powerinfer-py[server]')
+    powerinfer-py bench -m model.gguf -p 128 -n 64  # prompt and generation tokens/s
 """
 from __future__ import annotations
 
@@ -32,28 +35,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 seed=args.seed, verbose=args.verbose)
     with llm:
         start = time.perf_counter()
-        first = None
-        n = 0
         stream = llm.create_completion(args.prompt, max_tokens=args.max_tokens, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p, stream=True)
         if not args.quiet_prompt:
             sys.stdout.write(args.prompt)
         for chunk in stream:
-            text = chunk["choices"][0]["text"]
-            if first is None:
-                first = time.perf_counter()
-            if text:
-                n += 1
-            sys.stdout.write(text)
+            sys.stdout.write(chunk["choices"][0]["text"])
             sys.stdout.flush()
         end = time.perf_counter()
         sys.stdout.write("\n")
-        timings = llm.timings() if hasattr(llm, "timings") else None
-        line = f"[{n} chunks in {end - start:.2f} s"
-        if timings and timings.get("n_decode_tokens"):
-            line += f", decode {timings['n_decode_tokens'] / (timings['t_decode_ms'] / 1000):.1f} tokens/s"
-        if timings and timings.get("n_prompt_tokens") and timings.get("t_prompt_ms"):
-            line += f", prompt {timings['n_prompt_tokens'] / (timings['t_prompt_ms'] / 1000):.1f} tokens/s"
+        sys.stdout.flush()
+        t = llm.timings()
+        line = f"[{end - start:.2f} s"
+        if t["n_prompt_tokens"] and t["t_prompt_ms"] > 0:
+            line += f"; prompt {t['n_prompt_tokens']} tokens at {t['n_prompt_tokens'] * 1000 / t['t_prompt_ms']:.1f} tokens/s"
+        if t["n_decode_tokens"] and t["t_decode_ms"] > 0:
+            line += f"; decode {t['n_decode_tokens']} tokens at {t['n_decode_tokens'] * 1000 / t['t_decode_ms']:.1f} tokens/s"
         print(line + "]", file=sys.stderr)
     return 0
 
@@ -70,13 +67,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_perplexity(args: argparse.Namespace) -> int:
     from .perplexity import perplexity
 
+    from tqdm import tqdm
+
     text = open(args.file, encoding="utf-8").read()
+    bar = tqdm(total=None, unit="chunk", desc="perplexity", file=sys.stderr)
 
     def report(done: int, total: int, ppl: float) -> None:
-        print(f"[{done}/{total}] running perplexity {ppl:.4f}", file=sys.stderr)
+        bar.total = total
+        bar.set_postfix(ppl=f"{ppl:.4f}")
+        bar.update(1)
 
-    res = perplexity(_model_path(args.model), text, n_ctx=args.n_ctx, n_batch=args.n_batch,
-                     n_threads=args.threads or 0, n_chunks=args.chunks, progress=report)
+    try:
+        res = perplexity(_model_path(args.model), text, n_ctx=args.n_ctx, n_batch=args.n_batch,
+                         n_threads=args.threads or 0, n_chunks=args.chunks, progress=report)
+    finally:
+        bar.close()
     print(f"perplexity {res.ppl:.4f} over {res.n_scored} tokens ({res.n_chunks} chunks of {res.n_ctx})")
     return 0
 
@@ -85,6 +90,112 @@ def cmd_info(args: argparse.Namespace) -> int:
     from . import system_info
 
     print(json.dumps(system_info(), indent=2))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .llama import Llama
+
+    interactive = sys.stdin.isatty()
+    llm = Llama(model_path=_model_path(args.model), n_ctx=args.n_ctx, n_threads=args.threads,
+                seed=args.seed, chat_format=args.chat_format, verbose=args.verbose)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    history: list = list(system)
+    if interactive:
+        print("powerinfer-py chat: type a message; /reset clears the history, /exit or Ctrl-D quits.",
+              file=sys.stderr)
+    with llm:
+        while True:
+            if interactive:
+                sys.stderr.write("> ")
+                sys.stderr.flush()
+            line = sys.stdin.readline()
+            if not line:  # end of input
+                break
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            if text.strip() in ("/exit", "/quit"):
+                break
+            if text.strip() == "/reset":
+                history = list(system)
+                continue
+            history.append({"role": "user", "content": text})
+            reply = []
+            try:
+                for chunk in llm.create_chat_completion(history, max_tokens=args.max_tokens, stream=True,
+                                                        temperature=args.temperature, top_k=args.top_k,
+                                                        top_p=args.top_p):
+                    piece = chunk["choices"][0]["delta"].get("content") or "" if chunk["choices"] else ""
+                    reply.append(piece)
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            except ValueError as e:  # the history no longer fits: say so, drop the turn, go on
+                history.pop()
+                print(f"\npowerinfer-py: {e} (use /reset)", file=sys.stderr)
+                continue
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            history.append({"role": "assistant", "content": "".join(reply)})
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"powerinfer-py serve: missing {', '.join(missing)}; install the server extra: "
+              "pip install 'powerinfer-py[server]'",
+              file=sys.stderr)
+        return 2
+    from .server.__main__ import serve
+
+    return serve(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Prompt (prefill) and generation (decode) throughput, straight through the C API: random token
+    ids, a batch of -p tokens then -n single-token decodes, repeated -r times after one warm-up."""
+    import random
+    import statistics
+
+    from ._context import Context
+    from ._lib import lib
+    from ._model import Model
+
+    model = Model(_model_path(args.model), n_threads=args.threads or 0)
+    n_vocab = int(lib.pi_model_n_vocab(model.ptr))
+    ctx = Context(model, n_ctx=args.n_prompt + args.n_gen + 1, n_batch=max(args.n_prompt, 1),
+                  n_threads=args.threads or 0, n_threads_batch=args.threads or 0)
+    rng = random.Random(1234)
+    pp, tg = [], []
+    with model, ctx:
+        for rep in range(args.repetitions + 1):  # repetition 0 warms caches and is not counted
+            prompt = [rng.randrange(n_vocab) for _ in range(args.n_prompt)]
+            ctx.kv_truncate(0)
+            t0 = time.perf_counter()
+            if prompt:
+                ctx.decode(prompt)
+            t1 = time.perf_counter()
+            for _ in range(args.n_gen):
+                ctx.decode([rng.randrange(n_vocab)])
+            t2 = time.perf_counter()
+            if rep:
+                if prompt:
+                    pp.append(len(prompt) / (t1 - t0))
+                if args.n_gen:
+                    tg.append(args.n_gen / (t2 - t1))
+
+    def show(name: str, xs: list) -> None:
+        if xs:
+            sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+            print(f"{name:>8}  {statistics.mean(xs):10.2f} ± {sd:.2f} tokens/s")
+
+    print(f"model {model.path}  threads {args.threads or 'all'}  repetitions {args.repetitions}")
+    show(f"pp{args.n_prompt}", pp)
+    show(f"tg{args.n_gen}", tg)
     return 0
 
 
@@ -126,6 +237,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print the library's build and CPU facts as JSON")
     info.set_defaults(func=cmd_info)
+
+    chat = sub.add_parser("chat", help="interactive chat with streaming replies (history kept; stdin may be "
+                                       "piped)")
+    chat.add_argument("-m", "--model", help="GGUF model file (default: SmolLM2-135M-Instruct)")
+    chat.add_argument("-s", "--system", default=None, help="system message")
+    chat.add_argument("-n", "--max-tokens", type=int, default=256, help="most tokens per reply (default 256)")
+    chat.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    chat.add_argument("-c", "--n-ctx", type=int, default=2048, help="context window (default 2048)")
+    chat.add_argument("--chat-format", default=None, help="chat format name (default: the model's template)")
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.add_argument("--top-k", type=int, default=40)
+    chat.add_argument("--top-p", type=float, default=0.95)
+    chat.add_argument("--seed", type=int, default=-1, help="random seed (-1: random)")
+    chat.add_argument("-v", "--verbose", action="store_true", help="log loading details to stderr")
+    chat.set_defaults(func=cmd_chat)
+
+    serve = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs the 'server' extra)",
+                           description="Serve one model over an OpenAI-compatible API. Settings come from "
+                                       "flags, POWERINFER_* environment variables and --config-file.")
+    try:
+        from .server.settings import add_settings_arguments
+
+        add_settings_arguments(serve)
+        serve.add_argument("-m", dest="model", help="same as --model")
+    except ImportError:
+        serve.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
+
+    bench = sub.add_parser("bench", help="prompt and generation speed (tokens/s) through the C API")
+    bench.add_argument("-m", "--model", help="GGUF model file (default: SmolLM2-135M-Instruct)")
+    bench.add_argument("-p", "--n-prompt", type=int, default=128, help="prompt tokens per run (default 128)")
+    bench.add_argument("-n", "--n-gen", type=int, default=64, help="generated tokens per run (default 64)")
+    bench.add_argument("-r", "--repetitions", type=int, default=3, help="timed runs (default 3)")
+    bench.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    bench.set_defaults(func=cmd_bench)
     return p
 
 

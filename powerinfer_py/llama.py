@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _logger
+from .errors import ContextFullError
 from ._lib import check, ffi, lib
 from .sampling import (  # noqa: F401  (re-exported for llama-cpp-python compatibility)
     LLAMA_DEFAULT_SEED,
@@ -247,6 +248,16 @@ class Llama:
             raise RuntimeError("this Llama was loaded with vocab_only=True: it has no context to evaluate with")
 
     # ------------------------------------------------------------------ facts
+    def timings(self) -> Dict[str, float]:
+        """Engine time and token counts since load or reset_timings(): t_prompt_ms and
+        n_prompt_tokens for multi-token batches, t_decode_ms and n_decode_tokens for single tokens."""
+        self._need_ctx()
+        return self._ctx.timings()
+
+    def reset_timings(self) -> None:
+        self._need_ctx()
+        self._ctx.reset_timings()
+
     def n_ctx(self) -> int:
         return self._n_ctx
 
@@ -350,7 +361,7 @@ class Llama:
     def _eval(self, tokens: Sequence[int]) -> None:
         tokens = list(tokens)
         if len(self._tokens) + len(tokens) > self._n_ctx:
-            raise ValueError(f"Requested tokens ({len(self._tokens) + len(tokens)}) exceed context window of {self._n_ctx}")
+            raise ContextFullError(f"Requested tokens ({len(self._tokens) + len(tokens)}) exceed context window of {self._n_ctx}")
         n_vocab = self._n_vocab
         for start in range(0, len(tokens), self._n_batch):
             batch = tokens[start:start + self._n_batch]

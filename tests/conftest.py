@@ -30,3 +30,13 @@ def peer_python() -> Path:
     if p is None:
         pytest.skip("llama-cpp-python 0.3.36 peer venv not built (benchmarks/setup_peer.sh)")
     return p
+
+
+@pytest.fixture(scope="session")
+def smol(smollm2_path):
+    """SmolLM2 loaded once with its weights (tier-1 Model), shared by the engine tests."""
+    from powerinfer_py._model import Model
+
+    m = Model(str(smollm2_path))
+    yield m
+    m.close()

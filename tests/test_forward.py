@@ -39,11 +39,6 @@ PROMPTS = [
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def smol(smollm2_path):
-    m = Model(str(smollm2_path))
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,30 @@
-"""Greedy continuations of SmolLM2-135M-Instruct Q4_1 must equal llama.cpp's.
+"""Greedy continuations of SmolLM2-135M-Instruct Q4_1 against llama.cpp's.
 
 tests/data/greedy_smollm2.json was written once by tools/make_expected_greedy.py with
-llama-cpp-python 0.3.36 (prompt ids and 128 argmax ids per prompt). We feed the same prompt ids in
-one batch and take the argmax 128 times, feeding each token back, exactly as the script did.
+llama-cpp-python 0.3.36: prompt ids, 128 argmax ids per prompt, and at each step llama.cpp's five
+best ids with their logits. We feed the same prompt ids in one batch and take the
+argmax 128 times, feeding each token back, exactly as the script did.
+
+What "equal" can mean here. Both engines quantize every activation to 8 bits per block of 32
+before each product; a difference in the last bit of a float sum (summation order) flips a rounding
+somewhere, and this model amplifies that into logit changes of about 1 (see test_forward.py). llama.cpp
+is not stable at that level against itself: its logits for the same tokens differ by up to 1.30
+between evaluating a sequence as one batch and one token at a time, and its top-2 margin by up to
+0.30 (40 greedy steps of the first prompt). Between our logits and llama.cpp's, on the first 40 greedy steps of these five prompts (280
+positions), the top-2 margin differs by median 0.10, 99th percentile 0.49, max 0.64. So at a step
+where llama.cpp's top two logits are closer than about 0.5, which token wins is decided by rounding
+noise, and after such a step the two continuations are different texts that cannot be compared.
+
+test_greedy_matches_llama_cpp therefore requires: the ids are equal up to the first difference,
+if any; at that step our id is among llama.cpp's five best, with a logit (in llama.cpp's own
+logits) less than NEAR_TIE = 0.5 (the 99th percentile above) below llama.cpp's choice. Measured
+(Nov 2026): first differences at steps 5, 18, 6, 118, 9; llama.cpp ranks our id there 0.330,
+0.034, 0.017, 0.087 (its third choice in a three-way tie) and 0.024 below its own.
+llama.cpp against itself on the same prompts: evaluating the prompt one token at a time changes
+its greedy ids from steps 15 and 9 on (prompts 2 and 5); flash_attn=True from steps 8, 10, 74
+and 9 (prompts 2-5); one thread instead of two changes nothing.
+test_greedy_exactly_equal is the strict form, expected to fail while those steps differ; it is
+kept so that the run shows where.
 """
 from __future__ import annotations
 
@@ -13,17 +35,18 @@ import numpy as np
 import pytest
 
 from powerinfer_py._context import Context
-from powerinfer_py._model import Model
 
 DATA = Path(__file__).resolve().parent / "data" / "greedy_smollm2.json"
 CASES = json.loads(DATA.read_text())["cases"] if DATA.is_file() else []
+NEAR_TIE = 0.5
+
+
 
 
 @pytest.fixture(scope="module")
-def smol(smollm2_path):
-    m = Model(str(smollm2_path))
-    yield m
-    m.close()
+def ours(smol):
+    """Our greedy continuation of every prompt (computed once)."""
+    return [greedy(smol, c["prompt_ids"], len(c["expected_ids"])) for c in CASES]
 
 
 def greedy(model, prompt_ids, n_new):
@@ -37,16 +60,37 @@ def greedy(model, prompt_ids, n_new):
         return out
 
 
+def first_difference(a, b):
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+
+
 def test_expected_data_present():
     assert DATA.is_file(), f"{DATA} is missing: run tools/make_expected_greedy.py with the peer's python"
-    assert len(CASES) == 5 and all(len(c["expected_ids"]) == 128 for c in CASES)
+    assert len(CASES) == 5
+    for c in CASES:
+        assert len(c["expected_ids"]) == len(c["top_ids"]) == len(c["top_logits"]) == 128
+        assert all(ids[0] == e for ids, e in zip(c["top_ids"], c["expected_ids"]))
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_greedy_matches_llama_cpp(smol, case):
+def test_greedy_matches_llama_cpp(ours, case):
     c = CASES[case]
-    got = greedy(smol, c["prompt_ids"], len(c["expected_ids"]))
-    want = c["expected_ids"]
-    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
-    assert first is None, (f"prompt {c['prompt']!r}: first difference at step {first}: "
-                           f"ours {got[first:first + 8]}, llama.cpp {want[first:first + 8]}")
+    got, want = ours[case], c["expected_ids"]
+    k = first_difference(got, want)
+    if k is None:
+        return
+    ids, logits = c["top_ids"][k], c["top_logits"][k]
+    assert got[k] in ids, (f"prompt {c['prompt']!r}: step {k}: ours {got[k]} is not among llama.cpp's "
+                           f"five best {ids}")
+    gap = logits[0] - logits[ids.index(got[k])]
+    assert gap < NEAR_TIE, (f"prompt {c['prompt']!r}: step {k}: ours {got[k]}, llama.cpp {want[k]}; llama.cpp "
+                            f"ranks ours {gap:.3f} lower: not a near-tie")
+
+
+@pytest.mark.xfail(reason="near-ties decided by 8-bit rounding noise; see the module docstring", strict=False)
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_greedy_exactly_equal(ours, case):
+    c = CASES[case]
+    k = first_difference(ours[case], c["expected_ids"])
+    assert k is None, (f"prompt {c['prompt']!r}: first difference at step {k} (llama.cpp's best "
+                       f"{c['top_ids'][k]} {c['top_logits'][k]}): ours {ours[case][k:k + 6]}, llama.cpp {c['expected_ids'][k:k + 6]}")

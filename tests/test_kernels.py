@@ -39,32 +39,8 @@ KQUANTS = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 FLOATS = ["F32", "F16", "BF16"]
 ALL_TYPES = FLOATS + LEGACY + KQUANTS
 
-ISA_NAMES = {1: "scalar", 2: "avx2", 3: "avx512"}
+from isa_helpers import ISA_NAMES, ISAS, block_size, isa  # noqa: F401  (isa is a fixture)
 
-
-def _available_isas() -> list[int]:
-    isas = []
-    before = lib.pi_cpu_get_isa()
-    for isa in ISA_NAMES:
-        if lib.pi_cpu_set_isa(isa) == 0:
-            isas.append(isa)
-    check(lib.pi_cpu_set_isa(before))
-    return isas
-
-
-ISAS = _available_isas()
-
-
-@pytest.fixture(params=ISAS, ids=[ISA_NAMES[i] for i in ISAS])
-def isa(request):
-    before = lib.pi_cpu_get_isa()
-    check(lib.pi_cpu_set_isa(request.param))
-    yield request.param
-    check(lib.pi_cpu_set_isa(before))
-
-
-def block_size(name: str) -> int:
-    return gguf.GGML_QUANT_SIZES[GT[name]][0]
 
 
 # ---- weights ---------------------------------------------------------------------------------

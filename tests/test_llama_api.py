@@ -279,3 +279,22 @@ def test_generate_low_level(llm):
         if len(out) == 6:
             break
     assert llm.detokenize(out).decode() == greedy(llm, n=6)["choices"][0]["text"]
+
+
+def test_stream_never_splits_a_utf8_character(llm):
+    """Force the byte-level tokens of an emoji, one per step: chunks carry only whole characters."""
+    seq = llm.tokenize("🦙🦙".encode(), add_bos=False)
+    assert any(not llm.token_piece(t).decode("utf-8", errors="ignore") for t in seq)  # partial-byte tokens
+    n_prompt = len(llm.tokenize(PROMPT.encode(), add_bos=False))
+
+    def force(ids, scores):
+        step = len(ids) - n_prompt
+        scores[:] = -np.inf
+        scores[seq[step]] = 0.0
+        return scores
+
+    chunks = list(llm(PROMPT, max_tokens=len(seq), stream=True, logits_processor=LogitsProcessorList([force])))
+    texts = [c["choices"][0]["text"] for c in chunks]
+    assert "".join(texts) == "🦙🦙"
+    assert all("\ufffd" not in t for t in texts)
+    assert all(t in ("", "🦙", "🦙🦙") for t in texts)

@@ -119,3 +119,40 @@ def test_forced_tool_call(llm):
     call = ch["message"]["tool_calls"][0]
     assert call["function"]["name"] == "get_weather"
     assert "city" in json.loads(call["function"]["arguments"])
+
+
+PEER_SCRIPT = r"""
+import json, sys
+from llama_cpp import Llama
+llm = Llama(sys.argv[1], n_ctx=512, verbose=False)
+convs = json.loads(sys.argv[2])
+out = []
+for msgs in convs:
+    r = llm.create_chat_completion(msgs, temperature=0.0, max_tokens=1)
+    chunks = list(llm.create_chat_completion(msgs, temperature=0.0, max_tokens=2, stream=True))
+    out.append({"usage": r["usage"], "keys": sorted(r), "choice_keys": sorted(r["choices"][0]),
+                "first_delta": chunks[0]["choices"][0]["delta"], "last_delta": chunks[-1]["choices"][0]["delta"],
+                "chunk_keys": sorted(chunks[0])})
+print(json.dumps(out))
+"""
+
+
+def test_chat_prompt_and_shapes_match_llama_cpp_python(llm, smollm2_path, peer_python):
+    """The same messages give the same prompt token count (the template renders identically) and
+    the same result and chunk shapes as llama-cpp-python 0.3.36."""
+    import subprocess
+
+    convs = [MSGS, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye"}]]
+    r = subprocess.run([str(peer_python), "-c", PEER_SCRIPT, str(smollm2_path), json.dumps(convs)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    peer = json.loads(r.stdout.strip().splitlines()[-1])
+    for msgs, p in zip(convs, peer):
+        ours = llm.create_chat_completion(msgs, temperature=0.0, max_tokens=1)
+        chunks = list(llm.create_chat_completion(msgs, temperature=0.0, max_tokens=2, stream=True))
+        assert ours["usage"]["prompt_tokens"] == p["usage"]["prompt_tokens"]
+        assert sorted(ours) == p["keys"] and sorted(ours["choices"][0]) == p["choice_keys"]
+        assert chunks[0]["choices"][0]["delta"] == p["first_delta"]
+        assert chunks[-1]["choices"][0]["delta"] == p["last_delta"]
+        assert sorted(chunks[0]) == p["chunk_keys"]

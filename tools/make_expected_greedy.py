@@ -7,7 +7,9 @@ Run once with the peer's interpreter (llama-cpp-python 0.3.36, built by benchmar
 For each prompt the peer tokenizes the text (special tokens parsed, BOS as the vocabulary says),
 evaluates it in one batch (Llama.eval), then takes the argmax of the last logits 128 times, feeding each
 token back. It does not stop at end-of-generation tokens, so every continuation is 128 ids
-long. tests/test_greedy.py feeds the same prompt ids to our engine and must produce the same ids.
+long. Beside each expected id it records llama.cpp's five best ids and their logits, so that a
+difference at a near-tie can be told from a real one. tests/test_greedy.py feeds
+the same prompt ids to our engine and compares.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def load_assets():
     return mod
 
 N_NEW = 128
+TOP_K = 5  # llama.cpp's best ids and logits recorded at each step
 N_CTX = 512
 N_THREADS = 2
 PROMPTS = [
@@ -55,15 +58,19 @@ def main() -> None:
         prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         llm.reset()
         llm.eval(prompt)
-        out = []
+        out, top_ids, top_logits = [], [], []
         for _ in range(N_NEW):
             # The last evaluated position's logits, straight from llama.cpp (Llama.scores is only
             # filled with logits_all in this version).
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
             tok = int(np.argmax(logits))
+            top = np.argsort(logits)[-TOP_K:][::-1]
             out.append(tok)
+            top_ids.append([int(i) for i in top])
+            top_logits.append([round(float(logits[i]), 4) for i in top])
             llm.eval([tok])
         cases.append({"prompt": text, "prompt_ids": [int(t) for t in prompt], "expected_ids": out,
+                      "top_ids": top_ids, "top_logits": top_logits,
                       "expected_text": llm.detokenize(out).decode("utf-8", "replace")})
         print(f"{text[:40]!r}: {len(prompt)} prompt ids -> {llm.detokenize(out)[:60]!r}", file=sys.stderr)
     data = {

@@ -394,6 +394,52 @@ PI_API void      pi_sampler_reset(pi_sampler * sampler);
 /* logits: n_vocab floats. allowed: NULL, or n_vocab bytes where 0 forbids the token. */
 PI_API pi_status pi_sampler_sample(pi_sampler * sampler, const float * logits, const uint8_t * allowed, pi_token * out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Sparse FFN operators, exposed for tests, benchmarks and tools
+ *
+ * The FFN of one token computed only for a set of active neurons, as with PowerInfer's files:
+ * ffn_up / ffn_gate / ffn_down_t each hold one row of n_embd values per neuron (n_ff rows, all of
+ * one pi_type), ffn_down_t being the transposed down projection. For the active list `active`
+ * (n_active neuron ids in [0, n_ff), any order) the hidden values are h[k] = act(gate_k, up_k)
+ * with up_k = dot(up row active[k], x), and the output is
+ *     y = sum over k with h[k] != 0 of h[k] * (row active[k] of ffn_down_t).
+ * The list is a sequence, not a set: a repeated id adds its row once per occurrence; the order
+ * changes only the order of float sums. The threads split y's columns (each y[c] is summed in list
+ * order on one thread), so results do not depend on n_threads. n_threads: 0 = all cores; a pool
+ * of threads is started for the call.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pi_ffn_act {
+    PI_FFN_RELU_GATE_UP = 0, /* h = ReLU(gate) * up        (llama: ReluLLaMA, ProSparse) */
+    PI_FFN_RELU_BOTH    = 1, /* h = ReLU(gate) * ReLU(up)  (bamboo)                      */
+    PI_FFN_RELU_UP      = 2  /* h = ReLU(up), no gate      (falcon, opt)                 */
+} pi_ffn_act;
+
+/* Active ids from n values: ascending i with values[i] >= threshold (strict = false: predictor
+ * scores, PowerInfer's rule) or values[i] > threshold (strict = true: the oracle on the gate
+ * pre-activation, threshold 0). ids holds n; *n_ids receives the count. */
+PI_API pi_status pi_sparse_gather(const float * values, int64_t n, float threshold, bool strict,
+                                  int32_t * ids, int64_t * n_ids);
+/* y[0..n_embd) = sum over k < n_active with h[k] != 0 of h[k] * row active[k] of down_t
+ * (n_ff rows of n_embd values of type; h compact: h[k] belongs to active[k]). y is overwritten;
+ * n_active = 0 gives zeros. Every type pi_dequantize_row reads; n_embd a multiple of its block. */
+PI_API pi_status pi_sparse_down(int32_t type, const void * down_t, int64_t n_ff, int64_t n_embd,
+                                const int32_t * active, const float * h, int64_t n_active,
+                                float * y, int32_t n_threads);
+/* The hidden values alone: h[k] = act(gate_k, up_k) for k < n_active (h: n_active floats), the
+ * first half of pi_sparse_ffn, on the same threads' split of the list. */
+PI_API pi_status pi_sparse_hidden(int32_t act, int32_t type, const void * up, const void * gate,
+                                  int64_t n_ff, int64_t n_embd, const float * x,
+                                  const int32_t * active, int64_t n_active, float * h,
+                                  int32_t n_threads);
+/* The whole sparse FFN of one token x (n_embd floats): h as above for act (gate NULL for
+ * PI_FFN_RELU_UP), then y = the sparse down projection. x is quantized for up and gate as in
+ * pi_matvec_rows. h: NULL, or n_active floats that receive the hidden values. */
+PI_API pi_status pi_sparse_ffn(int32_t act, int32_t type, const void * up, const void * gate,
+                               const void * down_t, int64_t n_ff, int64_t n_embd, const float * x,
+                               const int32_t * active, int64_t n_active, float * h, float * y,
+                               int32_t n_threads);
+
 #ifdef __cplusplus
 }
 #endif

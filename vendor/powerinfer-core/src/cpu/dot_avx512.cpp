@@ -326,7 +326,7 @@ void fill(dot_table & t) {
     t.dot[PI_TYPE_Q8_0]       = one<dot_q8_0<VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q8_0]  = rows<dot_q8_0<VNNI, 1>>;
     t.dot_batch[PI_TYPE_Q8_0] = batch<q8<VNNI>::template k>;
-    // 4 at a time: 8 spill registers (three accumulators each) and measured no faster.
+    // 4 at a time: 8 (three accumulators each) would spill registers, and measured no faster.
     for (int type : {PI_TYPE_Q4_0, PI_TYPE_Q4_1, PI_TYPE_Q5_0, PI_TYPE_Q5_1, PI_TYPE_Q8_0}) t.batch_max[type] = 4;
 }
 

@@ -1,9 +1,12 @@
-// vec_f32_avx2.cpp - AVX2 + FMA + F16C versions of the f32 vector helpers (vec_f32.cpp has the scalar ones
-// and the entry points). Tails shorter than a vector are done one value at a time.
+// vec_f32_avx2.cpp - AVX2 + FMA + F16C versions of the f32 vector helpers (vec_f32.cpp has the scalar
+// ones and the entry points), which also serve F32 and F16 weight rows, one activation or a batch.
+// Tails shorter than a vector are done one value at a time.
 #include "powerinfer.h"
 #include "cpu/dot.h"
 
 #include <immintrin.h>
+
+#include <cmath>
 
 namespace pi {
 
@@ -19,31 +22,46 @@ inline float hsum(__m256 v) {
 // f16 -> f32 with the F16C instruction (one value), local so that no inline function of another
 // file is compiled with this file's ISA flags.
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+inline float f2f(float v) { return v; }
 inline __m256 load_h(const uint16_t * p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))); }
+inline __m256 load_f(const float * p) { return _mm256_loadu_ps(p); }
+
+// NB activations x[b] against one row a of n values, in the same order of operations for every NB
+// (two vector chains, their sum, then the tail with explicit fma), so that a batched product gives
+// each activation the very bits of a single one.
+template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+inline void dot_nb(const A * a, const float * const * x, int64_t n, float * out) {
+    constexpr int W = 8;
+    __m256 s0[NB], s1[NB];
+    for (int b = 0; b < NB; b++) s0[b] = s1[b] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        const __m256 w0 = load(a + i), w1 = load(a + i + W);
+        for (int b = 0; b < NB; b++) {
+            s0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[b] + i), s0[b]);
+            s1[b] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[b] + i + W), s1[b]);
+        }
+    }
+    for (; i + W <= n; i += W) {
+        const __m256 w0 = load(a + i);
+        for (int b = 0; b < NB; b++) s0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[b] + i), s0[b]);
+    }
+    for (int b = 0; b < NB; b++) out[b] = hsum(_mm256_add_ps(s0[b], s1[b]));
+    for (; i < n; i++) {
+        const float w = conv(a[i]);
+        for (int b = 0; b < NB; b++) out[b] = std::fma(w, x[b][i], out[b]);
+    }
+}
 
 float dot_f32_v(const float * a, const float * b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 * 8 <= n; i += 2 * 8) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float r = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) r += a[i] * b[i];
+    float r;
+    dot_nb<1, float, load_f, f2f>(a, &b, n, &r);
     return r;
 }
 
 float dot_f16_f32_v(const uint16_t * a, const float * b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 * 8 <= n; i += 2 * 8) {
-        s0 = _mm256_fmadd_ps(load_h(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(load_h(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(load_h(a + i), _mm256_loadu_ps(b + i), s0);
-    float r = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; i++) r += h2f(a[i]) * b[i];
+    float r;
+    dot_nb<1, uint16_t, load_h, h2f>(a, &b, n, &r);
     return r;
 }
 
@@ -61,7 +79,7 @@ void axpy_f32_v(float * y, float a, const float * x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-// F32 and F16 weight rows against an ACT_F32 activation are these same dot products.
+// F32 and F16 weight rows against ACT_F32 activations: the same dot products.
 float dot_f32_row(int64_t n, const void * w, const void * x) {
     return dot_f32_v(static_cast<const float *>(w), static_cast<const float *>(x), n);
 }
@@ -69,11 +87,30 @@ float dot_f16_row(int64_t n, const void * w, const void * x) {
     return dot_f16_f32_v(static_cast<const uint16_t *>(w), static_cast<const float *>(x), n);
 }
 
+template <class A, __m256 (*load)(const A *), float (*conv)(A)>
+void row_batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, float * out, int64_t ldo) {
+    const A *     a = static_cast<const A *>(w);
+    const float * x[4];
+    float         r[4];
+    for (int b = 0; b < nb; b++) x[b] = reinterpret_cast<const float *>(static_cast<const char *>(xq) + b * xs);
+    switch (nb) {
+        case 1: dot_nb<1, A, load, conv>(a, x, n, r); break;
+        case 2: dot_nb<2, A, load, conv>(a, x, n, r); break;
+        case 3: dot_nb<3, A, load, conv>(a, x, n, r); break;
+        default: dot_nb<4, A, load, conv>(a, x, n, r); break;
+    }
+    for (int b = 0; b < nb; b++) out[b * ldo] = r[b];
+}
+
 }  // namespace
 
 void vec_f32_fill_avx2(dot_table & t) {
-    t.dot[PI_TYPE_F32]  = dot_f32_row;
-    t.dot[PI_TYPE_F16]  = dot_f16_row;
+    t.dot[PI_TYPE_F32]        = dot_f32_row;
+    t.dot[PI_TYPE_F16]        = dot_f16_row;
+    t.dot_batch[PI_TYPE_F32]  = row_batch<float, load_f, f2f>;
+    t.dot_batch[PI_TYPE_F16]  = row_batch<uint16_t, load_h, h2f>;
+    t.batch_max[PI_TYPE_F32]  = 4;
+    t.batch_max[PI_TYPE_F16]  = 4;
     t.dot_f32      = dot_f32_v;
     t.dot_f16_f32  = dot_f16_f32_v;
     t.axpy_f16_f32 = axpy_f16_f32_v;

@@ -6,8 +6,10 @@
 //      | top_k -> typical -> top_p -> min_p -> temperature -> draw
 //      | temperature -> mirostat 1 or 2 (they replace the truncations) -> draw
 // Everything runs on a private copy of the logits, so the caller's row stays intact (logprobs are
-// read from it). The work is O(n_vocab) plus a sort of the few candidates that survive top_k; a
-// full sort of the vocabulary happens only for typical sampling and mirostat 1 without top_k.
+// read from it). The work is one O(n_vocab) pass (a heap of the top_k, or of the top 512 for top_p
+// and mirostat 2, with a vectorized exp pass for their normalizer) plus sorts of short lists; only
+// typical sampling sorts the whole vocabulary. Measured on SmolLM2's 49152 logits: about 20 us for
+// greedy or the default chain, 0.3 ms for top_p without top_k.
 #include "core/status.h"
 #include "powerinfer.h"
 
@@ -198,15 +200,6 @@ void keep_min_p(std::vector<candidate> & cands, float min_p) {
     cands.resize(std::max<size_t>(w, 1));
 }
 
-// log of the softmax normalizer of cands: p_i = exp(logit_i - log_z).
-double log_normalizer(const std::vector<candidate> & cands) {
-    float mx = -std::numeric_limits<float>::infinity();
-    for (const candidate & c : cands) mx = std::max(mx, c.logit);
-    double sum = 0.0;
-    for (const candidate & c : cands) sum += exp_or_zero(c.logit - mx);
-    return (double)mx + std::log(sum);
-}
-
 // exp(x) for x <= 0 by 2^t = 2^i * 2^f (i = trunc(t), f in (-1, 0]) with a degree-7 Taylor
 // polynomial for 2^f: relative error under 2e-6, and branch-free, so the loop over a whole
 // vocabulary row vectorizes (a library expf call per token costs about 20x more).
@@ -264,7 +257,6 @@ void draw_and_update_mu(pi_sampler * s, pi_token * out) {
 // expected surprise is mu, keep the top k, draw, and move mu toward the target surprise tau.
 pi_token sample_mirostat_v1(pi_sampler * s) {
     std::vector<candidate> & cands = s->cands;
-    const double log_z = log_normalizer(cands);
     const size_t m = std::min<size_t>(100, cands.size());
     if (m < cands.size()) std::nth_element(cands.begin(), cands.begin() + m, cands.end(), by_logit_desc);
     std::sort(cands.begin(), cands.begin() + m, by_logit_desc);
@@ -275,7 +267,6 @@ pi_token sample_mirostat_v1(pi_sampler * s) {
         sum_ti_bi += t_i * b_i;
         sum_ti_sq += t_i * t_i;
     }
-    (void)log_z;
     double s_hat = sum_ti_sq > 0.0 ? sum_ti_bi / sum_ti_sq : 1.0;
     double eps_hat = s_hat - 1.0;
     double k = (std::fabs(eps_hat) < 1e-9)
@@ -286,23 +277,6 @@ pi_token sample_mirostat_v1(pi_sampler * s) {
     size_t keep = k < (double)cands.size() ? (size_t)k : cands.size();
     if (keep > m) std::nth_element(cands.begin() + m, cands.begin() + keep, cands.end(), by_logit_desc);
     cands.resize(keep);
-    pi_token t;
-    draw_and_update_mu(s, &t);
-    return t;
-}
-
-// Mirostat 2: drop the tokens whose surprise -log2 p exceeds mu (in logit space: logit below
-// log_z - mu ln 2), keep at least the most likely one, draw, and move mu toward tau.
-pi_token sample_mirostat_v2(pi_sampler * s) {
-    std::vector<candidate> & cands = s->cands;
-    const double floor_logit = log_normalizer(cands) - (double)s->mu * std::log(2.0);
-    size_t best = 0;
-    for (size_t i = 1; i < cands.size(); i++)
-        if (by_logit_desc(cands[i], cands[best])) best = i;
-    size_t w = 0;
-    for (size_t i = 0; i < cands.size(); i++)
-        if (i == best || (double)cands[i].logit >= floor_logit) cands[w++] = cands[i];
-    cands.resize(w);
     pi_token t;
     draw_and_update_mu(s, &t);
     return t;
@@ -430,7 +404,9 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
     if (truncating && p.top_k > 0 && p.top_k < n) {
         top_k_from(w, n, p.top_k, cands);
     } else if (p.temperature > 0.0f && p.mirostat == 2) {
-        // Mirostat 2 keeps only tokens with surprise <= mu: on real logits a few hundred at most.
+        // Mirostat 2 drops the tokens whose surprise -log2 p exceeds mu (in logit space: below
+        // log_z - mu ln 2), keeps at least the most likely one, draws, and moves mu toward tau.
+        // On real logits few tokens pass, so they are looked for among the top kHead first.
         // Take the top kHead by a heap pass and fall back to the full list only if all of them pass.
         if (p.temperature != 1.0f)
             for (int32_t i = 0; i < n; i++) w[i] /= p.temperature;
@@ -480,7 +456,7 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
     }
     if (p.mirostat != 0) {
         for (candidate & c : cands) c.logit /= p.temperature;
-        *out = p.mirostat == 1 ? sample_mirostat_v1(s) : sample_mirostat_v2(s);
+        *out = sample_mirostat_v1(s);  // mirostat 2 took the head-of-list path above
         return PI_OK;
     }
     keep_typical(cands, p.typical_p);

@@ -1,0 +1,146 @@
+// sparse_down_avx2.cpp - AVX2 + FMA + F16C scaled-row-accumulate kernels for F32, F16, Q4_0 and
+// Q8_0 (the types of PowerInfer's published files and our own). Other types keep the scalar
+// reference (sparse_down.cpp).
+//
+// Rows are taken four at a time: each 8-float piece of y is loaded once, receives the four rows'
+// terms in list order (one FMA each), and is stored once, which quarters the traffic on y compared
+// with one row at a time. Each row window is read front to back, and the windows of the next group
+// are prefetched while a group is computed (down_rows); the window of y (at most n_embd floats)
+// stays in L1.
+#include "sparse/sparse_down.h"
+
+#include "cpu/blocks.h"
+#include "powerinfer.h"
+
+#include <immintrin.h>
+
+namespace pi {
+
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// Q4_0 block -> 4 vectors of 8 int32-converted floats q - 8 (values 0-7, 8-15, 16-23, 24-31).
+inline void q4_0_unpack(const block_q4_0 * b, __m256 v[4]) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b->qs));
+    const __m128i m4  = _mm_set1_epi8(0x0F);
+    const __m128i off = _mm_set1_epi8(8);
+    const __m128i lo  = _mm_sub_epi8(_mm_and_si128(raw, m4), off);                     // values 0..15
+    const __m128i hi  = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), off);  // values 16..31
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+inline void q8_0_unpack(const block_q8_0 * b, __m256 v[4]) {
+    for (int j = 0; j < 4; j++) {
+        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(b->qs + 8 * j));
+        v[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    }
+}
+
+// y[0..n) += sum_j a[j] * row_j, R rows, for each type. Rows point at the window's first value.
+template <int R>
+void rows_f32(const char * const * r, const float * a, float * y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (int j = 0; j < R; j++) {
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[j]), _mm256_loadu_ps(reinterpret_cast<const float *>(r[j]) + i), acc);
+        }
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++) {
+        for (int j = 0; j < R; j++) y[i] += a[j] * reinterpret_cast<const float *>(r[j])[i];
+    }
+}
+
+template <int R>
+void rows_f16(const char * const * r, const float * a, float * y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (int j = 0; j < R; j++) {
+            const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i *>(reinterpret_cast<const uint16_t *>(r[j]) + i));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(a[j]), _mm256_cvtph_ps(w), acc);
+        }
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++) {
+        for (int j = 0; j < R; j++) y[i] += a[j] * h2f(reinterpret_cast<const uint16_t *>(r[j])[i]);
+    }
+}
+
+// Blocks of 32: scale s = a * d per row and block, then y += s * q (q exact in float).
+template <int R, class B, void (*UNPACK)(const B *, __m256 *)>
+void rows_q32(const char * const * r, const float * a, float * y, int64_t n) {
+    const int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; b++) {
+        float * yb = y + 32 * b;
+        __m256 acc[4];
+        for (int v = 0; v < 4; v++) acc[v] = _mm256_loadu_ps(yb + 8 * v);
+        for (int j = 0; j < R; j++) {
+            const B * blk = reinterpret_cast<const B *>(r[j]) + b;
+            const __m256 s = _mm256_set1_ps(a[j] * h2f(blk->d));
+            __m256 q[4];
+            UNPACK(blk, q);
+            for (int v = 0; v < 4; v++) acc[v] = _mm256_fmadd_ps(s, q[v], acc[v]);
+        }
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(yb + 8 * v, acc[v]);
+    }
+}
+
+// Bytes of a window of n values, per type.
+inline size_t win_f32(int64_t n) { return (size_t)n * 4; }
+inline size_t win_f16(int64_t n) { return (size_t)n * 2; }
+inline size_t win_q4_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q4_0); }
+inline size_t win_q8_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q8_0); }
+
+// The row loop: skips h == 0 and groups the rest by four. The rows of an active set are scattered
+// over the matrix, so each new row would start a fresh stream that the hardware prefetcher needs
+// a few cache lines to pick up; instead, while one group is computed, the windows of the next
+// group are already requested (into L2, so as not to crowd y out of L1).
+template <void (*ROWS4)(const char * const *, const float *, float *, int64_t),
+          void (*ROWS1)(const char * const *, const float *, float *, int64_t), size_t (*WIN)(int64_t)>
+void down_rows(const void * W, size_t row_bytes, size_t col_off, const int32_t * ids, const float * h, int64_t n_ids,
+               float * y, int64_t n) {
+    const char * base = static_cast<const char *>(W) + col_off;
+    const size_t win  = WIN(n);
+    const char * r[2][4];
+    float        a[2][4];
+    int          m[2] = {0, 0};
+    int64_t      k    = 0;
+    auto fill = [&](int g) {
+        m[g] = 0;
+        for (; k < n_ids && m[g] < 4; k++) {
+            if (h[k] == 0.0f) continue;
+            r[g][m[g]] = base + (size_t)ids[k] * row_bytes;
+            a[g][m[g]] = h[k];
+            m[g]++;
+        }
+    };
+    int cur = 0;
+    fill(cur);
+    while (m[cur] == 4) {
+        const int nxt = cur ^ 1;
+        fill(nxt);
+        for (int j = 0; j < m[nxt]; j++) {
+            for (size_t off = 0; off < win; off += 64) _mm_prefetch(r[nxt][j] + off, _MM_HINT_T1);
+        }
+        ROWS4(r[cur], a[cur], y, n);
+        cur = nxt;
+    }
+    for (int j = 0; j < m[cur]; j++) ROWS1(r[cur] + j, a[cur] + j, y, n);
+}
+
+}  // namespace
+
+void down_table_fill_avx2(down_table & t) {
+    t.rows[PI_TYPE_F32]  = down_rows<rows_f32<4>, rows_f32<1>, win_f32>;
+    t.rows[PI_TYPE_F16]  = down_rows<rows_f16<4>, rows_f16<1>, win_f16>;
+    t.rows[PI_TYPE_Q4_0] = down_rows<rows_q32<4, block_q4_0, q4_0_unpack>, rows_q32<1, block_q4_0, q4_0_unpack>, win_q4_0>;
+    t.rows[PI_TYPE_Q8_0] = down_rows<rows_q32<4, block_q8_0, q8_0_unpack>, rows_q32<1, block_q8_0, q8_0_unpack>, win_q8_0>;
+}
+
+}  // namespace pi

@@ -1,0 +1,117 @@
+// sparse_ffn.cpp - active-set gathers, the thread split of the sparse down projection (kernels in
+// sparse_down*.cpp) and the hidden values of the active neurons (pi::matvec_rows on up and gate).
+#include "sparse/sparse_ffn.h"
+
+#include "core/types.h"
+#include "cpu/kernels.h"
+#include "sparse/sparse_down.h"
+
+#include <cstring>
+#include <utility>
+
+namespace pi {
+
+int64_t gather_ge(const float * scores, int64_t n, float threshold, int32_t * ids) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (scores[i] >= threshold) ids[m++] = (int32_t)i;
+    }
+    return m;
+}
+
+int64_t gather_gt(const float * values, int64_t n, float threshold, int32_t * ids) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (values[i] > threshold) ids[m++] = (int32_t)i;
+    }
+    return m;
+}
+
+bool sparse_down_supports(int32_t type) { return down_supports(type); }
+
+int64_t sparse_down_col_unit(int32_t type, int64_t n_embd) {
+    int64_t unit = type_get(type).block_size;
+    while (unit < 64 && n_embd % (2 * unit) == 0) unit *= 2;
+    return unit;
+}
+
+void sparse_down_cols(int32_t type, const void * down_t, size_t row_bytes, const int32_t * active, const float * h,
+                      int64_t n_active, float * y, int64_t c0, int64_t c1) {
+    if (c1 <= c0 || n_active <= 0) return;
+    const size_t col_off = (size_t)type_row_bytes(type, c0);
+    down_kernel(type)(down_t, row_bytes, col_off, active, h, n_active, y + c0, c1 - c0);
+}
+
+void sparse_down(thread_pool * pool, int nth, int32_t type, const void * down_t, int64_t n_embd,
+                 const int32_t * active, const float * h, int64_t n_active, float * y) {
+    const size_t  row_bytes = (size_t)type_row_bytes(type, n_embd);
+    const int64_t unit      = sparse_down_col_unit(type, n_embd);
+    const int64_t n_units   = (n_embd + unit - 1) / unit;
+    auto job = [&](int, int64_t u0, int64_t u1) {
+        const int64_t c0 = u0 * unit;
+        const int64_t c1 = u1 * unit < n_embd ? u1 * unit : n_embd;
+        std::memset(y + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+        sparse_down_cols(type, down_t, row_bytes, active, h, n_active, y, c0, c1);
+    };
+    if (pool && nth > 1) pool->parallel_for(nth, n_units, std::move(job));
+    else job(0, 0, n_units);
+}
+
+namespace {
+
+inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
+
+// Requests the rows ids[0..n) of W (row_bytes each) into L2.
+void prefetch_rows(const void * W, size_t row_bytes, const int32_t * ids, int64_t n) {
+    for (int64_t k = 0; k < n; k++) {
+        const char * row = static_cast<const char *>(W) + (size_t)ids[k] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
+    }
+}
+
+// The active rows are scattered over the matrix, and each would begin a new stream that the
+// hardware prefetcher must first detect. So sparse_ffn_hidden calls matvec_rows on groups of
+// HIDDEN_GROUP rows and, before each, requests the rows of the group PREFETCH_AHEAD groups on.
+// Measured at 4096 x 11008 Q4_0, 10-40% density, one thread: small groups far enough ahead are
+// best (groups of 16 fetched all at once gain 25%, these 35-40%: a burst of prefetches stalls on
+// the few outstanding-miss slots, spread out they overlap the dot products).
+constexpr int64_t HIDDEN_GROUP   = 2;
+constexpr int64_t PREFETCH_AHEAD = 4;
+
+}  // namespace
+
+void sparse_ffn_hidden(thread_pool * pool, int nth, const sparse_ffn_weights & w, const void * xq_up,
+                       const void * xq_gate, const int32_t * active, int64_t n_active, float * h, float * g_scratch) {
+    const size_t up_rb   = (size_t)type_row_bytes(w.up_type, w.n_embd);
+    const size_t gate_rb = w.gate ? (size_t)type_row_bytes(w.gate_type, w.n_embd) : 0;
+    const bool   gated   = w.act != FFN_RELU_UP;
+    auto job = [&](int, int64_t k0, int64_t k1) {
+        for (int64_t g0 = k0; g0 < k1; g0 += HIDDEN_GROUP) {
+            const int64_t g1 = g0 + HIDDEN_GROUP < k1 ? g0 + HIDDEN_GROUP : k1;
+            // The group PREFETCH_AHEAD groups on (and, at the start, every group before it).
+            const int64_t p0 = g0 == k0 ? g1 : g1 + (PREFETCH_AHEAD - 1) * HIDDEN_GROUP;
+            int64_t       p1 = g1 + PREFETCH_AHEAD * HIDDEN_GROUP;
+            if (p1 > k1) p1 = k1;
+            if (p1 > p0) {
+                prefetch_rows(w.up, up_rb, active + p0, p1 - p0);
+                if (gated) prefetch_rows(w.gate, gate_rb, active + p0, p1 - p0);
+            }
+            matvec_rows(w.up_type, w.up, up_rb, xq_up, w.n_embd, active + g0, g1 - g0, h + g0);
+            if (gated) matvec_rows(w.gate_type, w.gate, gate_rb, xq_gate, w.n_embd, active + g0, g1 - g0, g_scratch + g0);
+        }
+        for (int64_t k = k0; k < k1; k++) {
+            if (!gated) {
+                const float b = w.up_bias ? w.up_bias[active[k]] : 0.0f;
+                h[k] = relu(h[k] + b);
+            } else {
+                const float u = w.act == FFN_RELU_BOTH ? relu(h[k]) : h[k];
+                h[k] = relu(g_scratch[k]) * u;
+            }
+        }
+    };
+    if (n_active <= 0) return;
+    if (pool && nth > 1) pool->parallel_for(nth, n_active, std::move(job));
+    else job(0, 0, n_active);
+}
+
+}  // namespace pi
