@@ -31,6 +31,7 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 
 from powerinfer_py._lib import check, ffi, lib  # noqa: E402
 from powerinfer_py.errors import PowerInferError  # noqa: E402
+from isa_helpers import ISA_NAMES, ISAS, block_size, isa  # noqa: E402,F401  (isa is a fixture)
 
 U = 2.0**-24
 
@@ -38,8 +39,6 @@ LEGACY = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
 KQUANTS = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 FLOATS = ["F32", "F16", "BF16"]
 ALL_TYPES = FLOATS + LEGACY + KQUANTS
-
-from isa_helpers import ISA_NAMES, ISAS, block_size, isa  # noqa: F401  (isa is a fixture)
 
 
 
