@@ -258,6 +258,9 @@ typedef struct pi_quantize_params {
     int32_t  type;
     int32_t  n_threads;
     bool     quantize_output;
+
+    pi_progress_callback progress_callback;
+    void *               progress_user_data;
 } pi_quantize_params;
 
 pi_quantize_params pi_quantize_default_params(void);

@@ -58,8 +58,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .quantize import quantize
 
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    quantize(args.src, args.dst, args.type, n_threads=args.threads, quantize_output=not args.leave_output)
+    with tqdm(total=100, unit="%", desc=f"quantize {args.type}", file=sys.stderr,
+              bar_format="{l_bar}{bar}| {elapsed}") as bar:
+        def report(fraction: float) -> None:
+            bar.update(round(fraction * 100) - bar.n)
+
+        quantize(args.src, args.dst, args.type, n_threads=args.threads, quantize_output=not args.leave_output,
+                 progress=report)
     print(f"wrote {args.dst} ({args.type}) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0
 

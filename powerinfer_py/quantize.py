@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -47,13 +47,15 @@ def type_id(t: TypeLike, allowed=tuple(TYPE_IDS)) -> int:
 
 
 def quantize(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], type: TypeLike = "Q4_0",
-             n_threads: int = 0, quantize_output: bool = True) -> Path:
+             n_threads: int = 0, quantize_output: bool = True,
+             progress: Optional[Callable[[float], Optional[bool]]] = None) -> Path:
     """Writes a copy of the GGUF file ``src`` to ``dst`` with its weights quantized to ``type``.
 
     ``type``: one of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
     (case-insensitive) or its GGUF id. ``n_threads`` 0 uses every core. ``quantize_output=False``
     leaves the output head (``output.weight``, or the tied ``token_embd.weight``) as in the source.
-    Returns ``Path(dst)``. Raises ValueError subclasses for bad arguments (``dst`` being ``src``,
+    ``progress(fraction)`` is called as tensors are converted; returning False stops the work
+    (AbortedError, nothing written). Returns ``Path(dst)``. Raises ValueError subclasses for bad arguments (``dst`` being ``src``,
     an unknown type) and unreadable files; nothing is left at ``dst`` on failure.
     """
     tid = type_id(type, MODEL_TYPES)
@@ -63,6 +65,13 @@ def quantize(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], type: T
     params.type = tid
     params.n_threads = int(n_threads)
     params.quantize_output = bool(quantize_output)
+    on_progress = ffi.NULL
+    if progress is not None:
+        @ffi.callback("bool(float, void *)", onerror=lambda *exc: False)
+        def on_progress(fraction, _user):
+            return progress(float(fraction)) is not False
+
+        params.progress_callback = on_progress
     check(lib.pi_model_quantize(os.fsencode(src), os.fsencode(dst), params))
     return Path(dst)
 

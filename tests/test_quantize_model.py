@@ -293,3 +293,26 @@ def test_same_bytes_for_any_thread_count(tmp_path):
     write_pwri_model(src, np.random.default_rng(3))
     outs = [quantize(src, tmp_path / f"q{n}.gguf", "Q4_K", n_threads=n) for n in (1, 3, 0)]
     assert sha(outs[0]) == sha(outs[1]) == sha(outs[2])
+
+
+def test_progress_reports_rise_to_one(smollm2_path, tmp_path):
+    seen = []
+    quantize(smollm2_path, tmp_path / "q.gguf", "Q8_0", n_threads=2, progress=seen.append)
+    assert seen and seen == sorted(seen) and seen[-1] == 1.0
+    assert all(0.0 < f <= 1.0 for f in seen)
+
+
+def test_progress_false_stops_and_writes_nothing(smollm2_path, tmp_path):
+    from powerinfer_py.errors import AbortedError
+
+    dst = tmp_path / "stopped.gguf"
+    calls = []
+
+    def stop_at_a_quarter(fraction):
+        calls.append(fraction)
+        return fraction < 0.25
+
+    with pytest.raises(AbortedError, match="stopped by the progress callback"):
+        quantize(smollm2_path, dst, "Q4_0", n_threads=1, progress=stop_at_a_quarter)
+    assert calls[-1] >= 0.25 and max(calls) < 0.5  # stopped soon after the answer
+    assert not dst.exists() and list(tmp_path.iterdir()) == []

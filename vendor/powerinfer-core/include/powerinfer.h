@@ -348,6 +348,10 @@ typedef struct pi_quantize_params {
     int32_t  type;       /* the target pi_type                       */
     int32_t  n_threads;  /* 0 = all cores                            */
     bool     quantize_output; /* also quantize output.weight         */
+    /* Called on the calling thread as tensors are converted, with the fraction done in [0, 1];
+     * return false to stop (PI_ERR_ABORTED, nothing written). NULL: no reports. */
+    pi_progress_callback progress_callback;
+    void *               progress_user_data;
 } pi_quantize_params;
 
 PI_API pi_quantize_params pi_quantize_default_params(void);

@@ -103,6 +103,7 @@ int64_t pi_struct_layout(const char * name) {
         PI_SIZE(pi_quantize_params),
         PI_FIELD(pi_quantize_params, struct_size), PI_FIELD(pi_quantize_params, type),
         PI_FIELD(pi_quantize_params, n_threads), PI_FIELD(pi_quantize_params, quantize_output),
+        PI_FIELD(pi_quantize_params, progress_callback), PI_FIELD(pi_quantize_params, progress_user_data),
         PI_SIZE(pi_sampler_params),
         PI_FIELD(pi_sampler_params, struct_size), PI_FIELD(pi_sampler_params, temperature),
         PI_FIELD(pi_sampler_params, top_k), PI_FIELD(pi_sampler_params, top_p),

@@ -87,20 +87,29 @@ bool convert_rows(const job & jb, std::vector<float> & buf) {
     return true;
 }
 
-// Runs the jobs on n_threads threads; returns the index of a job that failed, or -1.
-int64_t run_jobs(const std::vector<job> & jobs, int n_threads) {
-    std::atomic<size_t>  next{0};
+// Runs the jobs on n_threads threads; returns the index of a job that failed, or -1. The calling
+// thread also reports progress after each job it finishes (callbacks stay on the caller's thread);
+// a false answer stops the remaining jobs and sets *aborted.
+int64_t run_jobs(const std::vector<job> & jobs, int n_threads, const pi_quantize_params & p, bool * aborted) {
+    std::atomic<size_t>  next{0}, done{0};
     std::atomic<int64_t> failed{-1};
-    auto worker = [&]() {
+    std::atomic<bool>    stop{false};
+    auto worker = [&](bool reports) {
         std::vector<float> buf;
-        for (size_t i = next++; i < jobs.size() && failed.load() < 0; i = next++) {
+        for (size_t i = next++; i < jobs.size() && failed.load() < 0 && !stop.load(); i = next++) {
             if (!convert_rows(jobs[i], buf)) failed.store(static_cast<int64_t>(i));
+            const size_t n_done = ++done;
+            if (reports && p.progress_callback &&
+                !p.progress_callback(static_cast<float>(n_done) / static_cast<float>(jobs.size()), p.progress_user_data)) {
+                stop.store(true);
+            }
         }
     };
     std::vector<std::thread> threads;
-    for (int i = 1; i < n_threads; i++) threads.emplace_back(worker);
-    worker();
+    for (int i = 1; i < n_threads; i++) threads.emplace_back(worker, false);
+    worker(true);
     for (auto & th : threads) th.join();
+    *aborted = stop.load();
     return failed.load();
 }
 
@@ -180,12 +189,15 @@ pi_status quantize_model(const std::string & src_path, const std::string & dst_p
     }
     int n_threads = p.n_threads > 0 ? p.n_threads : static_cast<int>(std::thread::hardware_concurrency());
     n_threads     = std::max(1, std::min<int>(n_threads, static_cast<int>(std::max<size_t>(1, jobs.size()))));
-    int64_t failed = -1;
+    int64_t failed  = -1;
+    bool    aborted = false;
     try {
-        failed = run_jobs(jobs, n_threads);
+        failed = run_jobs(jobs, n_threads, p, &aborted);
     } catch (const std::system_error & e) {
         return fail(PI_ERR_INTERNAL, "pi_model_quantize: cannot start threads: %s", e.what());
     }
+    if (aborted) return fail(PI_ERR_ABORTED, "%s: quantization stopped by the progress callback; nothing written",
+                             dst_path.c_str());
     if (failed >= 0) {
         return fail(PI_ERR_FORMAT, "%s: tensor %s holds NaN or infinite values; not quantized",
                     src_path.c_str(), jobs[static_cast<size_t>(failed)].t->src->name.c_str());

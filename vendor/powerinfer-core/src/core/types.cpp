@@ -54,7 +54,9 @@ const type_info & type_get(int32_t type) {
 int64_t type_row_bytes(int32_t type, int64_t n) {
     const type_info & t = type_get(type);
     if (!t.name || n < 0 || n % t.block_size != 0) return -1;
-    return n / t.block_size * t.block_bytes;
+    int64_t bytes;
+    if (__builtin_mul_overflow(n / t.block_size, t.block_bytes, &bytes)) return -1;  // lengths from files
+    return bytes;
 }
 
 float fp16_to_fp32(uint16_t h) {

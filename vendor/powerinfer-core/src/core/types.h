@@ -19,7 +19,8 @@ const type_info & type_get(int32_t type);
 
 inline bool type_known(int32_t type) { return type_get(type).name != nullptr; }
 
-// Bytes for n elements of type, or -1 if n is not a whole number of blocks (or type unknown).
+// Bytes for n elements of type, or -1 if n is not a whole number of blocks, the type is unknown or
+// the size overflows int64.
 int64_t type_row_bytes(int32_t type, int64_t n);
 
 // IEEE half and bfloat16 conversions (scalar; the SIMD paths have their own).

@@ -1,0 +1,313 @@
+"""The whole speed table of issue 9: powerinfer_py beside llama-cpp-python (the peer) on this machine.
+
+    POWERINFER_LIB_PATH=build python3 benchmarks/bench_speed_report.py --runs 5 [--json out.json]
+
+Sections (every "ours vs peer" figure is a median of --runs runs, alternating the engines, each run
+in a fresh child process; see bench_decode.py for what one run measures):
+  1. SmolLM2-135M-Instruct Q4_1 at 2 and 1 threads: prefill of a 512-token prompt and decode tok/s,
+     peak RSS.
+  2. The same model re-quantized by our own tool (powerinfer_py.quantize) from that Q4_1 file to
+     Q4_0, Q8_0 and Q4_K, written once into <assets>/requant/: both engines read the same files.
+  3. Decode against the memory-bandwidth limit. Bandwidth: the best of (a) numpy float32 sums over a
+     1 GiB array split across the threads (numpy drops the GIL in the reduction) and (b) our public
+     pi_matvec over an F32 matrix of 1 GiB, rows split across the threads; each the best of 5 passes.
+     Bytes per decoded token: every weight tensor's n_bytes once, except the token embedding of
+     which one row is read, plus the output head (the tied embedding read in full when there is no
+     output.weight). The KV cache and activations are left out, so the fraction slightly flatters
+     neither engine. fraction = decode tok/s x bytes/token / bandwidth.
+  4. Model load time (construct the model object, mmap on, after the import, in a fresh process;
+     ours: powerinfer_py._model.Model, peer: llama_cpp.llama_model_load_from_file).
+  5. Through the Python API: Llama.create_completion(stream=True, temperature=0, max_tokens=128,
+     end-of-generation tokens biased away) tokens/s against the raw loop over the same Llama's
+     Context (decode one token, argmax of the logits) in the same process, same prompt; both timed
+     from the call to the last token, prompt included.
+The load average (1 minute) is printed beside each section, as other work on the machine moves the
+figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_decode import PEER_PY, ROOT, run_child  # noqa: E402
+
+REQUANT_TYPES = ("Q4_0", "Q8_0", "Q4_K")
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int) -> dict:
+    """Medians of alternating runs of bench_decode's child for both engines, plus the load seen."""
+    n_ctx = n_prompt + n_gen + 16
+    res = {"ours": [], "peer": []}
+    loads = []
+    for i in range(runs):
+        for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+            loads.append(load1())
+            r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx)
+            res[engine].append(r)
+            print(f"  {Path(model).name} {threads}T run {i + 1}/{runs} {engine:4s}: prefill "
+                  f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB",
+                  file=sys.stderr)
+    med = {e: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for e, rs in res.items()}
+    return {"model": Path(model).name, "threads": threads, "runs": res, "median": med,
+            "ratio": {k: med["ours"][k] / med["peer"][k] for k in med["ours"]},
+            "load_avg": [min(loads), max(loads)]}
+
+
+def requantized(src: Path, cache: Path) -> dict:
+    """Our tool's Q4_0 / Q8_0 / Q4_K copies of src, made once (written to a temp name, then renamed)."""
+    from powerinfer_py.quantize import quantize
+
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for t in REQUANT_TYPES:
+        dst = cache / f"{src.stem}.requant-{t}.gguf"
+        if not dst.is_file():
+            tmp = dst.with_suffix(".tmp")
+            print(f"  quantizing {src.name} -> {dst.name}", file=sys.stderr)
+            quantize(src, tmp, t)
+            os.replace(tmp, dst)
+        out[t] = dst
+    return out
+
+
+def bytes_per_token(model_path: str) -> dict:
+    """Bytes of weights one decode step reads, from the tensor table."""
+    from powerinfer_py._model import Model
+
+    with Model(model_path) as m:
+        tensors = m.tensors
+    by_name = {t.name: t for t in tensors}
+    emb = by_name["token_embd.weight"]
+    n_vocab = emb.shape[1]
+    total = sum(t.n_bytes for t in tensors if t.name not in ("token_embd.weight", "output.weight"))
+    total += emb.n_bytes // n_vocab  # the one embedding row looked up
+    head = by_name.get("output.weight", emb)
+    total += head.n_bytes  # the output head, every row
+    return {"bytes": total, "tied_head": "output.weight" not in by_name}
+
+
+def _split_run(n_threads: int, fn) -> float:
+    """Runs fn(i) on n_threads threads at once; seconds of wall time."""
+    ths = [threading.Thread(target=fn, args=(i,)) for i in range(n_threads)]
+    t0 = time.perf_counter()
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def bandwidth(n_threads: int, n_bytes: int = 1 << 30, passes: int = 5) -> dict:
+    """Read bandwidth in bytes/s: best pass of numpy sums and of pi_matvec on F32, threads splitting the work."""
+    from powerinfer_py._lib import ffi, lib
+
+    a = np.ones(n_bytes // 4, dtype=np.float32)  # written once, so every page is resident
+    parts = np.array_split(a, n_threads)
+    sink = [0.0] * n_threads
+
+    def np_part(i):
+        sink[i] = float(parts[i].sum())
+
+    best_np = min(_split_run(n_threads, np_part) for _ in range(passes))
+
+    n_cols = 4096
+    n_rows = a.size // n_cols
+    W = a[: n_rows * n_cols].reshape(n_rows, n_cols)
+    x = np.ones(n_cols, dtype=np.float32)
+    y = np.empty(n_rows, dtype=np.float32)
+    bounds = np.linspace(0, n_rows, n_threads + 1).astype(int)
+    F32 = 0  # GGUF type id of F32
+
+    def mv_part(i):
+        r0, r1 = int(bounds[i]), int(bounds[i + 1])
+        st = lib.pi_matvec(F32, ffi.cast("void *", W[r0:r1].ctypes.data), r1 - r0, n_cols,
+                           ffi.cast("float *", x.ctypes.data), ffi.cast("float *", y[r0:r1].ctypes.data))
+        if st != 0:
+            raise RuntimeError(f"pi_matvec returned {st}")
+
+    best_mv = min(_split_run(n_threads, mv_part) for _ in range(passes))
+    if not np.allclose(y, n_cols):
+        raise RuntimeError("pi_matvec probe gave wrong sums")
+    bw_np, bw_mv = n_bytes / best_np, n_rows * n_cols * 4 / best_mv
+    return {"numpy_sum": bw_np, "pi_matvec_f32": bw_mv, "best": max(bw_np, bw_mv), "threads": n_threads,
+            "load_avg": load1()}
+
+
+LOAD_CHILD = r"""
+import json, sys, time
+engine, path = sys.argv[1], sys.argv[2]
+if engine == "ours":
+    from powerinfer_py._model import Model
+    t0 = time.perf_counter(); m = Model(path); dt = time.perf_counter() - t0
+    m.close()
+else:
+    import llama_cpp
+    llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), None)
+    p = llama_cpp.llama_model_default_params(); p.use_mmap = True
+    t0 = time.perf_counter(); m = llama_cpp.llama_model_load_from_file(path.encode(), p); dt = time.perf_counter() - t0
+    assert m, "load failed"
+    llama_cpp.llama_model_free(m)
+print(json.dumps({"load_s": dt}))
+"""
+
+
+def load_times(model: str, runs: int, peer_py: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    res = {"ours": [], "peer": []}
+    for _ in range(runs):
+        for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+            r = subprocess.run([py, "-c", LOAD_CHILD, engine, model], capture_output=True, text=True,
+                               env=env, cwd=str(ROOT), timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"{engine} load failed:\n{r.stderr[-2000:]}")
+            res[engine].append(json.loads(r.stdout.strip().splitlines()[-1])["load_s"])
+    med = {e: statistics.median(v) for e, v in res.items()}
+    return {"runs": res, "median": med, "ratio": med["ours"] / med["peer"], "load_avg": load1()}
+
+
+def api_vs_raw(model: str, threads: int, runs: int, n_gen: int) -> dict:
+    """create_completion(stream=True) tokens/s against the raw Context loop, same Llama, same prompt."""
+    from powerinfer_py import Llama
+
+    llm = Llama(model_path=model, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    prompt = "Once upon a time, in a quiet village,"
+    ids = llm.tokenize(prompt.encode())
+    bias = {t: -100.0 for t in range(llm.n_vocab()) if llm.is_eog(t)}
+    ctx = llm._ctx
+
+    def api_run():
+        llm.reset()
+        n = 0
+        t0 = time.perf_counter()
+        for _chunk in llm.create_completion(prompt, max_tokens=n_gen, temperature=0.0, stream=True,
+                                            logit_bias=bias):
+            n += 1
+        dt = time.perf_counter() - t0
+        return n, dt
+
+    def raw_run():
+        llm.reset()
+        ctx.kv_truncate(0)
+        t0 = time.perf_counter()
+        ctx.decode(ids)
+        tok = int(np.argmax(ctx.logits()))
+        for _ in range(n_gen - 1):  # n_gen tokens out: the first comes from the prompt's logits
+            ctx.decode([tok])
+            tok = int(np.argmax(ctx.logits()))
+        return n_gen, time.perf_counter() - t0
+
+    api_run(), raw_run()  # warm-up
+    api, raw, chunks = [], [], []
+    for _ in range(runs):
+        n, dt = api_run()
+        chunks.append(n)
+        api.append(n_gen / dt)
+        n, dt = raw_run()
+        raw.append(n / dt)
+    med_api, med_raw = statistics.median(api), statistics.median(raw)
+    return {"api_tps": api, "raw_tps": raw, "stream_chunks": chunks, "median_api": med_api,
+            "median_raw": med_raw, "ratio": med_api / med_raw, "load_avg": load1()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="GGUF file (default: the cached SmolLM2 Q4_1)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--peer-python", default=str(PEER_PY))
+    ap.add_argument("--json", default=None, help="also write every run here")
+    args = ap.parse_args()
+
+    from powerinfer_py import assets
+
+    model = Path(args.model) if args.model else Path(assets.smollm2_path())
+    if not Path(args.peer_python).is_file():
+        sys.exit(f"peer interpreter {args.peer_python} not found: run benchmarks/setup_peer.sh")
+    cache = Path(os.environ.get("POWERINFER_ASSETS", Path.home() / ".cache" / "powerinfer-py" / "assets")) / "requant"
+    req = requantized(model, cache)
+
+    out = {"machine": {"cpus": os.cpu_count(), "start_load_avg": os.getloadavg()}}
+    print("[1/5] base model, 2 and 1 threads", file=sys.stderr)
+    out["base"] = [medians(str(model), t, args.runs, args.peer_python, args.prompt, args.gen) for t in (2, 1)]
+    print("[2/5] re-quantized models, 2 threads", file=sys.stderr)
+    out["requant"] = {t: medians(str(p), 2, args.runs, args.peer_python, args.prompt, args.gen)
+                      for t, p in req.items()}
+    print("[3/5] bandwidth probe", file=sys.stderr)
+    bw = bandwidth(2)
+    out["bandwidth"] = bw
+    bpt = {"Q4_1": bytes_per_token(str(model))["bytes"]}
+    bpt.update({t: bytes_per_token(str(p))["bytes"] for t, p in req.items()})
+    out["bytes_per_token"] = bpt
+    print("[4/5] load time", file=sys.stderr)
+    out["load"] = load_times(str(model), args.runs, args.peer_python)
+    print("[5/5] Python API vs raw loop", file=sys.stderr)
+    out["api"] = api_vs_raw(str(model), 2, args.runs, args.gen)
+
+    # The table.
+    def la(x):
+        return f"{x[0]:.1f}-{x[1]:.1f}" if isinstance(x, list) else f"{x:.1f}"
+
+    rows = []
+    for b in out["base"]:
+        m, r = b["median"], b["ratio"]
+        for k, label in (("prefill_tps", "prefill 512 tok/s"), ("decode_tps", "decode tok/s")):
+            rows.append((f"Q4_1 {b['threads']}T {label}", m["ours"][k], m["peer"][k], r[k], la(b["load_avg"])))
+    for t, b in out["requant"].items():
+        m, r = b["median"], b["ratio"]
+        for k, label in (("prefill_tps", "prefill 512 tok/s"), ("decode_tps", "decode tok/s")):
+            rows.append((f"{t} (ours-quantized) 2T {label}", m["ours"][k], m["peer"][k], r[k], la(b["load_avg"])))
+    b = out["base"][0]
+    rows.append(("Q4_1 2T peak RSS MB", b["median"]["ours"]["peak_rss_mb"], b["median"]["peer"]["peak_rss_mb"],
+                 b["ratio"]["peak_rss_mb"], la(b["load_avg"])))
+    ld = out["load"]
+    rows.append(("Q4_1 model load ms", ld["median"]["ours"] * 1e3, ld["median"]["peer"] * 1e3, ld["ratio"],
+                 la(ld["load_avg"])))
+
+    print(f"\nmodel {model.name} (+ re-quantized copies), prompt {args.prompt}, decode {args.gen}, "
+          f"medians of {args.runs} alternating runs, {os.cpu_count()} CPUs")
+    print(f"| {'measure':44s} | {'ours':>9s} | {'llama.cpp':>9s} | {'ratio':>6s} | {'load avg':>8s} |")
+    print(f"|{'-' * 46}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 10}|")
+    for name, o, p, r, l in rows:
+        print(f"| {name:44s} | {o:9.1f} | {p:9.1f} | {r:6.2f} | {l:>8s} |")
+
+    print(f"\nbandwidth probe, 2 threads, 1 GiB f32: numpy sum {bw['numpy_sum'] / 1e9:.1f} GB/s, "
+          f"pi_matvec F32 {bw['pi_matvec_f32'] / 1e9:.1f} GB/s -> limit {bw['best'] / 1e9:.1f} GB/s "
+          f"(load avg {bw['load_avg']:.1f})")
+    print(f"| {'decode, 2 threads':22s} | {'MB/token':>8s} | {'ours tok/s':>10s} | {'ours % BW':>9s} | "
+          f"{'peer tok/s':>10s} | {'peer % BW':>9s} |")
+    print(f"|{'-' * 24}|{'-' * 10}|{'-' * 12}|{'-' * 11}|{'-' * 12}|{'-' * 11}|")
+    frac = {}
+    for t, b in [("Q4_1", out["base"][0])] + list(out["requant"].items()):
+        d_o, d_p = b["median"]["ours"]["decode_tps"], b["median"]["peer"]["decode_tps"]
+        fo, fp = d_o * bpt[t] / bw["best"], d_p * bpt[t] / bw["best"]
+        frac[t] = {"ours": fo, "peer": fp}
+        print(f"| {t:22s} | {bpt[t] / 1e6:8.1f} | {d_o:10.1f} | {fo * 100:8.1f}% | {d_p:10.1f} | {fp * 100:8.1f}% |")
+    out["bandwidth_fraction"] = frac
+
+    a = out["api"]
+    print(f"\nPython API, Q4_1 2T, {args.gen} tokens: create_completion(stream=True) {a['median_api']:.1f} tok/s, "
+          f"raw Context decode+argmax loop {a['median_raw']:.1f} tok/s, ratio {a['ratio'] * 100:.1f}% "
+          f"(stream chunks {a['stream_chunks']}, load avg {a['load_avg']:.1f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
