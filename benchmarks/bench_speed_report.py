@@ -10,7 +10,8 @@ in a fresh child process; see bench_decode.py for what one run measures):
      Q4_0, Q8_0 and Q4_K, written once into <assets>/requant/: both engines read the same files.
   3. Decode against the memory-bandwidth limit. Bandwidth: the best of (a) numpy float32 sums over a
      1 GiB array split across the threads (numpy drops the GIL in the reduction) and (b) our public
-     pi_matvec over an F32 matrix of 1 GiB, rows split across the threads; each the best of 5 passes.
+     pi_matvec over an F32 matrix of 1 GiB, rows split across the threads; each the best of 5 passes,
+     at 2 threads and at 1 (the highest figure of the four is the limit).
      Bytes per decoded token: every weight tensor's n_bytes once, except the token embedding of
      which one row is read, plus the output head (the tied embedding read in full when there is no
      output.weight). The KV cache and activations are left out, so the fraction slightly flatters
@@ -21,8 +22,10 @@ in a fresh child process; see bench_decode.py for what one run measures):
      end-of-generation tokens biased away) tokens/s against the raw loop over the same Llama's
      Context (decode one token, argmax of the logits) in the same process, same prompt; both timed
      from the call to the last token, prompt included.
-The load average (1 minute) is printed beside each section, as other work on the machine moves the
-figures.
+Before each timed run the script waits (up to --quiet-wait s) until other work keeps the CPUs at
+most --quiet busy: llama.cpp's threads spin while waiting for each other, so a peer run sharing a
+core with another process loses far more than ours would. The 1-minute load average seen at the
+start of the runs is printed beside each figure (our own 2-thread runs alone raise it toward 2).
 """
 from __future__ import annotations
 
@@ -49,23 +52,54 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
+def _cpu_busy(interval: float = 0.5) -> float:
+    """Fraction of all CPUs busy over the interval, from /proc/stat (0 where it cannot be read)."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+    except OSError:
+        return 0.0
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+QUIET = {"max_busy": 1.0, "timeout": 0.0}  # set from --quiet / --quiet-wait
+
+
+def wait_quiet() -> float:
+    """Before a timed child: waits (up to QUIET['timeout'] s) until other work keeps the CPUs at most
+    QUIET['max_busy'] busy; returns the busy fraction last seen. llama.cpp's worker threads spin
+    while they wait for each other, so a peer run that shares a core with another process is slowed
+    far more than ours: measuring only on a quiet machine keeps the comparison fair to the peer."""
+    t_end = time.monotonic() + QUIET["timeout"]
+    while True:
+        busy = _cpu_busy()
+        if busy <= QUIET["max_busy"] or time.monotonic() >= t_end:
+            return busy
+
+
 def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int) -> dict:
     """Medians of alternating runs of bench_decode's child for both engines, plus the load seen."""
     n_ctx = n_prompt + n_gen + 16
     res = {"ours": [], "peer": []}
-    loads = []
+    loads, busys = [], []
     for i in range(runs):
         for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+            busys.append(wait_quiet())
             loads.append(load1())
             r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx)
             res[engine].append(r)
             print(f"  {Path(model).name} {threads}T run {i + 1}/{runs} {engine:4s}: prefill "
-                  f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB",
-                  file=sys.stderr)
+                  f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB"
+                  f"  (load {loads[-1]:.1f}, CPUs busy before {busys[-1] * 100:.0f}%)", file=sys.stderr)
     med = {e: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for e, rs in res.items()}
     return {"model": Path(model).name, "threads": threads, "runs": res, "median": med,
             "ratio": {k: med["ours"][k] / med["peer"][k] for k in med["ours"]},
-            "load_avg": [min(loads), max(loads)]}
+            "load_avg": [min(loads), max(loads)], "busy_before": [min(busys), max(busys)]}
 
 
 def requantized(src: Path, cache: Path) -> dict:
@@ -157,7 +191,8 @@ if engine == "ours":
     m.close()
 else:
     import llama_cpp
-    llama_cpp.llama_log_set(llama_cpp.llama_log_callback(lambda *a: None), None)
+    quiet = llama_cpp.llama_log_callback(lambda *a: None)  # kept referenced: the C side calls it later
+    llama_cpp.llama_log_set(quiet, None)
     p = llama_cpp.llama_model_default_params(); p.use_mmap = True
     t0 = time.perf_counter(); m = llama_cpp.llama_model_load_from_file(path.encode(), p); dt = time.perf_counter() - t0
     assert m, "load failed"
@@ -172,10 +207,11 @@ def load_times(model: str, runs: int, peer_py: str) -> dict:
     res = {"ours": [], "peer": []}
     for _ in range(runs):
         for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+            wait_quiet()
             r = subprocess.run([py, "-c", LOAD_CHILD, engine, model], capture_output=True, text=True,
                                env=env, cwd=str(ROOT), timeout=300)
             if r.returncode != 0:
-                raise RuntimeError(f"{engine} load failed:\n{r.stderr[-2000:]}")
+                raise RuntimeError(f"{engine} load failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
             res[engine].append(json.loads(r.stdout.strip().splitlines()[-1])["load_s"])
     med = {e: statistics.median(v) for e, v in res.items()}
     return {"runs": res, "median": med, "ratio": med["ours"] / med["peer"], "load_avg": load1()}
@@ -213,6 +249,7 @@ def api_vs_raw(model: str, threads: int, runs: int, n_gen: int) -> dict:
         return n_gen, time.perf_counter() - t0
 
     api_run(), raw_run()  # warm-up
+    wait_quiet()
     api, raw, chunks = [], [], []
     for _ in range(runs):
         n, dt = api_run()
@@ -233,7 +270,11 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--peer-python", default=str(PEER_PY))
     ap.add_argument("--json", default=None, help="also write every run here")
+    ap.add_argument("--quiet", type=float, default=0.2,
+                    help="before each timed run wait until the CPUs are at most this busy (fraction)")
+    ap.add_argument("--quiet-wait", type=float, default=60.0, help="longest wait for that, seconds")
     args = ap.parse_args()
+    QUIET.update(max_busy=args.quiet, timeout=args.quiet_wait)
 
     from powerinfer_py import assets
 
@@ -250,7 +291,13 @@ def main() -> None:
     out["requant"] = {t: medians(str(p), 2, args.runs, args.peer_python, args.prompt, args.gen)
                       for t, p in req.items()}
     print("[3/5] bandwidth probe", file=sys.stderr)
-    bw = bandwidth(2)
+    wait_quiet()
+    bw2 = bandwidth(2)
+    wait_quiet()
+    bw1 = bandwidth(1)
+    # The limit is the highest rate any probe reached (a busy core only lowers a probe, so the
+    # highest is the most honest denominator).
+    bw = dict(bw2, best=max(bw2["best"], bw1["best"]), one_thread=bw1)
     out["bandwidth"] = bw
     bpt = {"Q4_1": bytes_per_token(str(model))["bytes"]}
     bpt.update({t: bytes_per_token(str(p))["bytes"] for t, p in req.items()})
@@ -287,9 +334,10 @@ def main() -> None:
     for name, o, p, r, l in rows:
         print(f"| {name:44s} | {o:9.1f} | {p:9.1f} | {r:6.2f} | {l:>8s} |")
 
-    print(f"\nbandwidth probe, 2 threads, 1 GiB f32: numpy sum {bw['numpy_sum'] / 1e9:.1f} GB/s, "
-          f"pi_matvec F32 {bw['pi_matvec_f32'] / 1e9:.1f} GB/s -> limit {bw['best'] / 1e9:.1f} GB/s "
-          f"(load avg {bw['load_avg']:.1f})")
+    b1 = bw["one_thread"]
+    print(f"\nbandwidth probe, 1 GiB f32, best of 5: 2 threads numpy sum {bw['numpy_sum'] / 1e9:.1f} GB/s, "
+          f"pi_matvec F32 {bw['pi_matvec_f32'] / 1e9:.1f} GB/s; 1 thread {b1['numpy_sum'] / 1e9:.1f} / "
+          f"{b1['pi_matvec_f32'] / 1e9:.1f} GB/s -> limit {bw['best'] / 1e9:.1f} GB/s (load avg {bw['load_avg']:.1f})")
     print(f"| {'decode, 2 threads':22s} | {'MB/token':>8s} | {'ours tok/s':>10s} | {'ours % BW':>9s} | "
           f"{'peer tok/s':>10s} | {'peer % BW':>9s} |")
     print(f"|{'-' * 24}|{'-' * 10}|{'-' * 12}|{'-' * 11}|{'-' * 12}|{'-' * 11}|")

