@@ -14,13 +14,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ._closeable import Closeable
 from ._lib import check, ffi, lib
 from .errors import InvalidArgumentError
 
 _KV_TYPES = {"f16": lib.PI_TYPE_F16, "f32": lib.PI_TYPE_F32}
 
 
-class Context:
+class Context(Closeable):
     """A decoding context.
 
     Args:
@@ -62,15 +63,6 @@ class Context:
         if getattr(self, "ptr", ffi.NULL) != ffi.NULL:
             lib.pi_context_free(self.ptr)
             self.ptr = ffi.NULL
-
-    def __enter__(self) -> "Context":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     def _live(self):
         if self.ptr == ffi.NULL:

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
+from ._closeable import Closeable
 from ._lib import check, cstr, ffi, lib
 from .errors import InvalidArgumentError, ModelFileError
 
@@ -58,7 +59,7 @@ def _check_path(path: str) -> None:
         raise ModelFileError(f"{path}: is a directory, not a model file")
 
 
-class Model:
+class Model(Closeable):
     """A loaded GGUF (or PowerInfer PWRI) model file.
 
     Args:
@@ -140,18 +141,6 @@ class Model:
         ptr, self._ptr = getattr(self, "_ptr", ffi.NULL), ffi.NULL
         if ptr != ffi.NULL:
             lib.pi_model_free(ptr)
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass  # interpreter shutdown: the library may already be gone
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self.tensors)} tensors"

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _logger
+from ._closeable import Closeable
 from .errors import ContextFullError
 from ._lib import check, ffi, lib
 from .sampling import (  # noqa: F401  (re-exported for llama-cpp-python compatibility)
@@ -68,7 +69,7 @@ def longest_token_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-class Llama:
+class Llama(Closeable):
     """A model and one context, with llama-cpp-python's methods. See the module docstring."""
 
     def __init__(
@@ -219,18 +220,6 @@ class Llama:
             if model is not None:
                 model.close()
             self._tokens = []
-
-    def __enter__(self) -> "Llama":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __getstate__(self):
         return dict(model_path=self.model_path, **self._init_kwargs)
