@@ -100,9 +100,14 @@ class ReferenceLlama:
                 sc /= sc.sum(axis=1, keepdims=True)
                 att[:, h, :] = sc @ v[:, g, :]
             x = x + self.act_round(att.reshape(n, nh * hd)) @ self.w(b + "attn_output.weight").T
-            xn = self.act_round(self.rms(x, self.w(b + "ffn_norm.weight")))
-            gate = xn @ self.w(b + "ffn_gate.weight").T
-            up = xn @ self.w(b + "ffn_up.weight").T
-            x = x + self.act_round(gate / (1.0 + np.exp(-gate)) * up) @ self.w(b + "ffn_down.weight").T
+            x = x + self.ffn(il, x)
         head = "output.weight" if "output.weight" in self.tensors else "token_embd.weight"
         return self.act_round(self.rms(x, self.w("output_norm.weight"))) @ self.w(head).T
+
+    def ffn(self, il: int, x: np.ndarray) -> np.ndarray:
+        """The feed-forward output of block il for the residual x (n_tok, n_embd) (SwiGLU)."""
+        b = f"blk.{il}."
+        xn = self.act_round(self.rms(x, self.w(b + "ffn_norm.weight")))
+        gate = xn @ self.w(b + "ffn_gate.weight").T
+        up = xn @ self.w(b + "ffn_up.weight").T
+        return self.act_round(gate / (1.0 + np.exp(-gate)) * up) @ self.w(b + "ffn_down.weight").T

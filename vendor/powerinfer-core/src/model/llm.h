@@ -7,6 +7,8 @@
 // the same). A block is
 //     h   = x + Wo · attn(rope(Wq · rms(x)), rope(Wk · rms(x)), Wv · rms(x))
 //     out = h + Wdown · (silu(Wgate · rms(h)) ⊙ (Wup · rms(h)))
+// ReLU models ("bamboo", and llama files in PowerInfer's sparse layout or with predictors) replace
+// silu by ReLU (llm_ffn_act) and may store Wdown transposed (w_down_t) with per-layer predictors.
 // and the head is logits = Wout · rms(x_last), Wout tied to the token embeddings when the file has
 // no output.weight.
 #pragma once
@@ -72,7 +74,20 @@ struct llm_layer {
     const float * ffn_norm  = nullptr;  // [n_embd] f32
     llm_weight    w_gate;               // [n_embd] -> [n_ff]
     llm_weight    w_up;                 // [n_embd] -> [n_ff]
-    llm_weight    w_down;               // [n_ff] -> [n_embd]
+    llm_weight    w_down;               // [n_ff] -> [n_embd]; empty when the file has w_down_t
+    // PowerInfer's sparse layout (DESIGN.md §4): the down projection transposed, one row of n_embd
+    // per neuron, and the activity predictor scores = fc2 · ReLU(fc1 · x) (x: residual before the
+    // FFN norm). Empty when absent; fc1 and fc2 come together.
+    llm_weight    w_down_t;             // n_ff rows of n_embd (GGUF dims [n_embd, n_ff])
+    llm_weight    fc1;                  // [n_embd] -> [H_l]   (GGUF dims [n_embd, H_l])
+    llm_weight    fc2;                  // [H_l] -> [n_ff]     (GGUF dims [H_l, n_ff])
+};
+
+// The FFN's hidden activation h(gate, up).
+enum llm_ffn_act : int32_t {
+    LLM_FFN_SILU         = 0,  // silu(gate) * up          (llama, mistral)
+    LLM_FFN_RELU_GATE_UP = 1,  // ReLU(gate) * up          (ReluLLaMA, ProSparse: llama in PowerInfer files)
+    LLM_FFN_RELU_BOTH    = 2,  // ReLU(gate) * ReLU(up)    (bamboo, "dReLU")
 };
 
 struct llm_model {
@@ -85,6 +100,19 @@ struct llm_model {
     const float *          rope_freqs  = nullptr;  // [n_rot / 2] frequency divisors (Llama 3.1), or null
     std::vector<llm_layer> layers;      // n_layer
     double                 t_load_ms   = 0.0;      // time spent binding the weights
+
+    // Sparse FFN (run/ffn_sparse.cpp). sparse_mode is resolved at load: never PI_SPARSE_AUTO.
+    llm_ffn_act            ffn_act          = LLM_FFN_SILU;
+    int32_t                sparse_mode      = PI_SPARSE_DENSE;
+    float                  sparse_threshold = 0.0f;   // predictor: active iff score >= threshold
+    bool                   has_predictors   = false;  // some layer has fc1/fc2
+    bool                   has_down_t       = false;  // some layer has ffn_down_t
+    int64_t                pred_hidden_max  = 0;      // the largest H_l
+
+    // True when layer L's FFN runs in run/ffn_sparse.cpp instead of the dense SwiGLU path.
+    bool ffn_is_sparse(const llm_layer & L) const {
+        return L.w_down_t.data != nullptr || ffn_act != LLM_FFN_SILU || sparse_mode != PI_SPARSE_DENSE;
+    }
 };
 
 }  // namespace pi

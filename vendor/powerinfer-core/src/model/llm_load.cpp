@@ -5,8 +5,11 @@
 #include "cpu/kernels.h"
 #include "model/llm.h"
 #include "model/model.h"
+#include "sparse/sparse_ffn.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <memory>
 #include <new>
@@ -14,7 +17,7 @@
 namespace pi {
 namespace {
 
-bool is_llama_family(const std::string & arch) { return arch == "llama" || arch == "mistral"; }
+bool is_llama_family(const std::string & arch) { return arch == "llama" || arch == "mistral" || arch == "bamboo"; }
 
 // Reads <arch>.<key> as an integer; required keys fail with the full key named.
 pi_status read_i32(const gguf_file & f, const std::string & arch, const char * key, bool required,
@@ -186,6 +189,45 @@ pi_status bind_matrix(const gguf_file & f, const std::string & name, int64_t n_c
     return PI_OK;
 }
 
+// The down projection of a block, dense (ffn_down, [n_ff, n_embd]) or transposed (ffn_down_t,
+// [n_embd, n_ff], PowerInfer's layout), and the optional predictor fc1 [n_embd, H] / fc2 [H, n_ff].
+pi_status bind_sparse_ffn(const gguf_file & f, const std::string & b, const llm_hparams & hp, llm_layer * L) {
+    const char * p = f.path.c_str();
+    const std::string down = b + "ffn_down.weight", down_t = b + "ffn_down_t.weight";
+    if (f.find_tensor(down_t)) {
+        if (f.find_tensor(down)) {
+            return fail(PI_ERR_FORMAT, "%s: block has both %s and %s; expected one of them", p, down.c_str(),
+                        down_t.c_str());
+        }
+        PI_TRY(bind_matrix(f, down_t, hp.n_embd, hp.n_ff, true, &L->w_down_t));
+        if (!sparse_down_supports(L->w_down_t.type)) {
+            const char * tn = type_get(L->w_down_t.type).name;
+            return fail(PI_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which the sparse down kernels do not handle",
+                        p, down_t.c_str(), tn ? tn : "unknown");
+        }
+    } else {
+        PI_TRY(bind_matrix(f, down, hp.n_ff, hp.n_embd, true, &L->w_down));
+    }
+    const std::string fc1 = b + "fc1.weight", fc2 = b + "fc2.weight";
+    const gguf_tensor * t1 = f.find_tensor(fc1);
+    const gguf_tensor * t2 = f.find_tensor(fc2);
+    if (!t1 && !t2) return PI_OK;
+    if (!t1 || !t2) {
+        return fail(PI_ERR_FORMAT, "%s: tensor %s is missing (the predictor needs %s and %s)", p,
+                    (t1 ? fc2 : fc1).c_str(), fc1.c_str(), fc2.c_str());
+    }
+    // fc1 dims [n_embd, H]: H is whatever the file says (it differs between layers).
+    const int64_t H = t1->ne[1];
+    if (t1->ne[0] != hp.n_embd || H <= 0 || H > INT32_MAX || t1->ne[2] != 1 || t1->ne[3] != 1) {
+        return fail(PI_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%d, H]", p,
+                    fc1.c_str(), (long long)t1->ne[0], (long long)t1->ne[1], (long long)t1->ne[2],
+                    (long long)t1->ne[3], hp.n_embd);
+    }
+    PI_TRY(bind_matrix(f, fc1, hp.n_embd, H, true, &L->fc1));
+    PI_TRY(bind_matrix(f, fc2, H, hp.n_ff, true, &L->fc2));
+    return PI_OK;
+}
+
 pi_status bind_weights(const gguf_file & f, llm_model * m) {
     const llm_hparams & hp = m->hp;
     const gguf_tensor * emb = f.find_tensor("token_embd.weight");
@@ -223,13 +265,70 @@ pi_status bind_weights(const gguf_file & f, llm_model * m) {
         PI_TRY(bind_matrix(f, b + "attn_v.weight", hp.n_embd, nkv, true, &L.wv));
         PI_TRY(bind_matrix(f, b + "attn_output.weight", nq, hp.n_embd, true, &L.wo));
         PI_TRY(bind_vector(f, b + "ffn_norm.weight", hp.n_embd, &L.ffn_norm));
-        if (f.find_tensor(b + "ffn_down_t.weight") && !f.find_tensor(b + "ffn_down.weight")) {
-            return fail(PI_ERR_UNSUPPORTED, "%s: %sffn_down_t.weight (PowerInfer sparse layout) needs the sparse "
-                        "FFN path, which this build does not have yet", f.path.c_str(), b.c_str());
-        }
         PI_TRY(bind_matrix(f, b + "ffn_gate.weight", hp.n_embd, hp.n_ff, true, &L.w_gate));
         PI_TRY(bind_matrix(f, b + "ffn_up.weight", hp.n_embd, hp.n_ff, true, &L.w_up));
-        PI_TRY(bind_matrix(f, b + "ffn_down.weight", hp.n_ff, hp.n_embd, true, &L.w_down));
+        PI_TRY(bind_sparse_ffn(f, b, hp, &L));
+        if (L.w_down_t.data) m->has_down_t = true;
+        if (L.fc1.data) {
+            m->has_predictors  = true;
+            m->pred_hidden_max = std::max(m->pred_hidden_max, L.fc1.n_rows);
+        }
+    }
+    return PI_OK;
+}
+
+// The FFN activation, the predictor threshold and the sparse mode (pi_model_params).
+pi_status resolve_sparse(const gguf_file & f, const pi_model_params & params, llm_model * m) {
+    const char * p = f.path.c_str();
+    // PowerInfer's files are ReLU models: bamboo always (dReLU), llama when it has predictors or
+    // the transposed down projection. A plain llama file keeps SiLU.
+    if (m->arch == "bamboo") m->ffn_act = LLM_FFN_RELU_BOTH;
+    else if (m->has_predictors || m->has_down_t) m->ffn_act = LLM_FFN_RELU_GATE_UP;
+
+    // Threshold: the file's powerinfer.sparse_threshold (default 0), then the env override as in
+    // PowerInfer, then the caller's value when it is not NaN.
+    float thr = 0.0f;
+    if (!f.get_f32("powerinfer.sparse_threshold", &thr)) {
+        if (f.find_key("powerinfer.sparse_threshold") >= 0) {
+            return fail(PI_ERR_FORMAT, "%s: powerinfer.sparse_threshold is not a float", p);
+        }
+        thr = 0.0f;
+    }
+    if (const char * env = std::getenv("LLAMA_SPARSE_PRED_THRESHOLD")) {
+        char * end = nullptr;
+        const float v = std::strtof(env, &end);
+        if (end == env || *end != '\0' || !std::isfinite(v)) {
+            PI_LOG_W("LLAMA_SPARSE_PRED_THRESHOLD=\"%s\" is not a number; ignored", env);
+        } else {
+            thr = v;
+        }
+    }
+    if (!std::isnan(params.sparse_threshold)) thr = params.sparse_threshold;
+    m->sparse_threshold = thr;
+
+    switch (params.sparse_mode) {
+    case PI_SPARSE_AUTO:
+        m->sparse_mode = m->has_predictors ? PI_SPARSE_PREDICTOR : PI_SPARSE_DENSE;
+        break;
+    case PI_SPARSE_DENSE:
+        m->sparse_mode = PI_SPARSE_DENSE;
+        break;
+    case PI_SPARSE_PREDICTOR:
+        if (!m->has_predictors) {
+            return fail(PI_ERR_INVALID_ARGUMENT, "%s: sparse_mode predictor, but the file has no predictor tensors "
+                        "(blk.N.fc1.weight / fc2.weight)", p);
+        }
+        m->sparse_mode = PI_SPARSE_PREDICTOR;
+        break;
+    case PI_SPARSE_ORACLE:
+        if (m->ffn_act == LLM_FFN_SILU) {
+            return fail(PI_ERR_UNSUPPORTED, "%s: sparse_mode oracle needs a ReLU model; this %s file uses SiLU, "
+                        "whose neurons never output exactly zero", p, m->arch.c_str());
+        }
+        m->sparse_mode = PI_SPARSE_ORACLE;
+        break;
+    default:
+        return fail(PI_ERR_INVALID_ARGUMENT, "sparse_mode %d is not a pi_sparse_mode", params.sparse_mode);
     }
     return PI_OK;
 }
@@ -245,13 +344,14 @@ pi_status llm_load(const gguf_file & file, const pi_model_params & params, llm_m
     }
     if (!is_llama_family(arch)) {
         return fail(PI_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (this build runs the llama family: "
-                    "llama, mistral)", file.path.c_str(), arch.c_str());
+                    "llama, mistral, bamboo)", file.path.c_str(), arch.c_str());
     }
     std::unique_ptr<llm_model> m(new (std::nothrow) llm_model());
     if (!m) return fail(PI_ERR_OUT_OF_MEMORY, "%s: out of memory", file.path.c_str());
     m->arch = arch;
     PI_TRY(read_hparams(file, arch, &m->hp));
     PI_TRY(bind_weights(file, m.get()));
+    PI_TRY(resolve_sparse(file, params, m.get()));
     int32_t vocab_size = 0;
     if (file.get_i32(arch + ".vocab_size", &vocab_size) && vocab_size != m->hp.n_vocab) {
         PI_LOG_W("%s: %s.vocab_size is %d but token_embd.weight has %d rows; using the tensor", file.path.c_str(),

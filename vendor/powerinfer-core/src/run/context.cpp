@@ -66,6 +66,27 @@ pi_status context_alloc(pi_context * ctx) {
     b.act_row_max = max_row;
     b.act_mem.resize(act_set::kSlots * max_row * NB + 64);
 
+    bool sparse = false;
+    for (const llm_layer & L : m.layers) sparse = sparse || m.ffn_is_sparse(L);
+    if (sparse) {
+        const int64_t FF = hp.n_ff;
+        size_t sp_row = 0;
+        for (const llm_layer & L : m.layers) {
+            sp_row = std::max({sp_row, act_bytes(L.w_gate.type, hp.n_embd), act_bytes(L.w_up.type, hp.n_embd)});
+            if (L.fc1.data) sp_row = std::max({sp_row, act_bytes(L.fc1.type, hp.n_embd), act_bytes(L.fc2.type, L.fc2.n_cols)});
+            if (L.w_down.data) sp_row = std::max(sp_row, act_bytes(L.w_down.type, FF));
+        }
+        sp_row = (sp_row + 63) & ~static_cast<size_t>(63);
+        b.sp_act_row = sp_row;
+        const bool sok = b.sp_scores.alloc(FF) && b.sp_pred.alloc(m.pred_hidden_max > 0 ? m.pred_hidden_max : 1) &&
+                         b.sp_h.alloc(FF) && b.sp_g.alloc(FF) && b.sp_hfull.alloc(FF);
+        if (!sok) return fail(PI_ERR_OUT_OF_MEMORY, "out of memory for the sparse FFN scratch");
+        b.sp_ids.assign(FF, 0);
+        b.sp_all.resize(FF);
+        for (int64_t i = 0; i < FF; i++) b.sp_all[i] = static_cast<int32_t>(i);
+        b.sp_act.assign(4 * sp_row + 64, 0);
+    }
+
     ctx->pool.reset(new thread_pool(pool_size));
     return PI_OK;
 }

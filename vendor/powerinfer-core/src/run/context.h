@@ -52,6 +52,17 @@ struct forward_buffers {
     fbuf rope_cos, rope_sin;  // [n_batch][n_rot / 2]
     std::vector<uint8_t> act_mem;  // the act_set slots: kSlots * n_batch * max act row bytes
     size_t act_row_max = 0;
+
+    // The sparse FFN of one token (run/ffn_sparse.cpp); allocated only for ReLU / sparse models.
+    fbuf sp_scores;               // [n_ff]   predictor scores, or the oracle's gate
+    fbuf sp_pred;                 // [H_max]  predictor hidden ReLU(fc1 · x)
+    fbuf sp_h;                    // [n_ff]   h of the active neurons (compact)
+    fbuf sp_g;                    // [n_ff]   gate of the active neurons (compact)
+    fbuf sp_hfull;                // [n_ff]   h scattered to neuron order (dense-layout ffn_down)
+    std::vector<int32_t> sp_ids;  // [n_ff]   active neuron ids
+    std::vector<int32_t> sp_all;  // [n_ff]   0 .. n_ff - 1 (every neuron)
+    std::vector<uint8_t> sp_act;  // 4 prepared activations (up, gate, predictor, down), sp_act_row each
+    size_t sp_act_row = 0;
 };
 
 }  // namespace pi

@@ -11,12 +11,14 @@
 //   xn = rmsnorm(x) * ffn_norm
 //   h = silu(Wgate xn) * (Wup xn)                     (one job: each thread owns rows of both)
 //   x += Wdown h
+//   (ReLU models and PowerInfer's sparse layout: run/ffn_sparse.cpp instead of the last three)
 //
 // then logits = Wout (rmsnorm(x) * output_norm) for the rows the caller asked for only.
 #include "core/status.h"
 #include "cpu/kernels.h"
 #include "run/attention.h"
 #include "run/context.h"
+#include "run/ffn_sparse.h"
 #include "run/linear.h"
 #include "run/norm.h"
 #include "run/rope.h"
@@ -110,7 +112,11 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         wo.w = &L.wo; wo.acts = &acts; wo.y = tmp; wo.ldy = E; wo.residual = x;
         project(pool, nth, &wo, 1, n_tok);
 
-        // --- feed-forward (SwiGLU) -------------------------------------------------------------
+        // --- feed-forward (SwiGLU; ReLU models and sparse layouts in ffn_sparse.cpp) ------------
+        if (m.ffn_is_sparse(L)) {
+            ffn_sparse(ctx, L, n_tok, nth);
+            continue;
+        }
         const llm_weight * gu_w[2] = {&L.w_gate, &L.w_up};
         act_set_init(&acts, b.act_mem.data(), b.act_row_max, NB, E, gu_w, 2);
         for_each_token(pool, nth, n_tok, [&](int64_t t) {

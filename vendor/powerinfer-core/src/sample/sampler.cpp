@@ -406,24 +406,15 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
     } else if (p.temperature > 0.0f && p.mirostat == 2) {
         // Mirostat 2 drops the tokens whose surprise -log2 p exceeds mu (in logit space: below
         // log_z - mu ln 2), keeps at least the most likely one, draws, and moves mu toward tau.
-        // On real logits few tokens pass, so they are looked for among the top kHead first.
-        // Take the top kHead by a heap pass and fall back to the full list only if all of them pass.
+        // Two linear passes: the normalizer, then the tokens at or above the floor.
         if (p.temperature != 1.0f)
             for (int32_t i = 0; i < n; i++) w[i] /= p.temperature;
-        const double log_z = log_normalizer_row(w, n, s->scratch);
-        const double floor_logit = log_z - (double)s->mu * std::log(2.0);
-        top_k_from(w, n, std::min<int32_t>(kHead, n), cands);
-        sort_desc(cands);
-        size_t keep = 1;
-        while (keep < cands.size() && (double)cands[keep].logit >= floor_logit) keep++;
-        if (keep == cands.size() && (int32_t)cands.size() < n) {
-            cands.clear();
-            for (int32_t i = 0; i < n; i++)
-                if (w[i] != neg_inf && (double)w[i] >= floor_logit) cands.push_back({i, w[i], 0.0f});
-            if (cands.empty()) top_k_from(w, n, 1, cands);
-        } else {
-            cands.resize(keep);
-        }
+        const double log_z       = log_normalizer_row(w, n, s->scratch);
+        const float  floor_logit = (float)(log_z - (double)s->mu * std::log(2.0));
+        cands.clear();
+        for (int32_t i = 0; i < n; i++)
+            if (w[i] >= floor_logit && w[i] != neg_inf) cands.push_back({i, w[i], 0.0f});
+        if (cands.empty()) top_k_from(w, n, 1, cands);
         draw_and_update_mu(s, out);
         return PI_OK;
     } else if (truncating && p.typical_p >= 1.0f && p.top_p < 1.0f && (top_p_done = true)) {
