@@ -94,14 +94,18 @@ int64_t run_jobs(const std::vector<job> & jobs, int n_threads, const pi_quantize
     std::atomic<size_t>  next{0}, done{0};
     std::atomic<int64_t> failed{-1};
     std::atomic<bool>    stop{false};
+    bool                 reported_all = false;  // the caller has already said 1.0
     auto worker = [&](bool reports) {
         std::vector<float> buf;
         for (size_t i = next++; i < jobs.size() && failed.load() < 0 && !stop.load(); i = next++) {
             if (!convert_rows(jobs[i], buf)) failed.store(static_cast<int64_t>(i));
             const size_t n_done = ++done;
-            if (reports && p.progress_callback &&
-                !p.progress_callback(static_cast<float>(n_done) / static_cast<float>(jobs.size()), p.progress_user_data)) {
-                stop.store(true);
+            if (reports && p.progress_callback) {
+                reported_all = n_done == jobs.size();
+                if (!p.progress_callback(static_cast<float>(n_done) / static_cast<float>(jobs.size()),
+                                         p.progress_user_data)) {
+                    stop.store(true);
+                }
             }
         }
     };
@@ -109,6 +113,11 @@ int64_t run_jobs(const std::vector<job> & jobs, int n_threads, const pi_quantize
     for (int i = 1; i < n_threads; i++) threads.emplace_back(worker, false);
     worker(true);
     for (auto & th : threads) th.join();
+    // The other threads may have finished the last jobs: the caller has the final word.
+    if (!stop.load() && failed.load() < 0 && p.progress_callback && !reported_all &&
+        !p.progress_callback(1.0f, p.progress_user_data)) {
+        stop.store(true);
+    }
     *aborted = stop.load();
     return failed.load();
 }
