@@ -99,6 +99,25 @@ def _vocab(w, n_vocab: int) -> None:
     w.add_eos_token_id(2)
 
 
+def add_small_model_hparams(w, *, arch: str, n_embd: int, n_ff: int, n_layer: int,
+                            n_head: int, n_head_kv: int) -> None:
+    """The <arch>.* hyper-parameter keys of a small random test model (context 256, RoPE base 10000,
+    norm epsilon 1e-5: LayerNorm for falcon, RMSNorm otherwise). Also used by tests/tiny_llama.py."""
+    w.add_context_length(256)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_rope_freq_base(10000.0)
+    if arch == "falcon":
+        w.add_layer_norm_eps(1e-5)
+        w.add_string("falcon.tensor_data_layout", "jploski")
+    else:
+        w.add_layer_norm_rms_eps(1e-5)
+
+
 def write_sparse_gguf(
     path: Union[str, os.PathLike],
     *,
@@ -160,19 +179,8 @@ def write_sparse_gguf(
 
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name(f"random sparse {arch}")
-    w.add_context_length(256)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_rope_dimension_count(hd)
-    w.add_rope_freq_base(10000.0)
-    if arch == "falcon":
-        w.add_layer_norm_eps(1e-5)
-        w.add_string("falcon.tensor_data_layout", "jploski")
-    else:
-        w.add_layer_norm_rms_eps(1e-5)
+    add_small_model_hparams(w, arch=arch, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer, n_head=n_head,
+                            n_head_kv=n_head_kv)
     if threshold is not None:
         w.add_float32("powerinfer.sparse_threshold", float(threshold))
     _vocab(w, n_vocab)

@@ -10,6 +10,8 @@ from typing import Dict, Optional
 import gguf
 import numpy as np
 
+from powerinfer_py.sparse_gguf import add_small_model_hparams
+
 
 def write_tiny_llama(path: Path, *, arch: str = "llama", tied: bool = True, n_embd: int = 64, n_head: int = 4,
                      n_head_kv: int = 2, n_ff: int = 96, n_layer: int = 2, n_vocab: int = 200,
@@ -20,15 +22,8 @@ def write_tiny_llama(path: Path, *, arch: str = "llama", tied: bool = True, n_em
     rng = np.random.default_rng(seed)
     hd = n_embd // n_head
     w = gguf.GGUFWriter(str(path), arch)
-    w.add_context_length(256)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
-    w.add_rope_dimension_count(hd)
+    add_small_model_hparams(w, arch=arch, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer, n_head=n_head,
+                            n_head_kv=n_head_kv)
     if rope_linear_factor:
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         w.add_rope_scaling_factor(rope_linear_factor)

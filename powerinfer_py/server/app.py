@@ -141,15 +141,7 @@ def create_app(settings: Optional[Settings] = None, llama=None) -> FastAPI:
         kw.update(prompt=body.prompt, suffix=body.suffix, echo=body.echo, logprobs=body.logprobs, model=alias)
         grammar = _grammar(body.grammar)
 
-        def work(job):
-            return llama.create_completion(**{**kw, "stream": False}, grammar=grammar,
-                                           logits_processor=job.logits_processor)
-
-        def stream_work(job):
-            return llama.create_completion(**{**kw, "stream": True}, grammar=grammar,
-                                           logits_processor=job.logits_processor)
-
-        return await respond(request, body.stream, work, stream_work)
+        return await respond(request, body.stream, *_job_pair(llama.create_completion, kw, grammar))
 
     @app.post("/v1/chat/completions", dependencies=auth, openapi_extra=_schema(ChatCompletionRequest))
     async def chat_completions(request: Request, body: ChatCompletionRequest = Depends(body_of(ChatCompletionRequest))):
@@ -157,15 +149,7 @@ def create_app(settings: Optional[Settings] = None, llama=None) -> FastAPI:
         kw["model"] = alias
         grammar = _grammar(body.grammar)
 
-        def work(job):
-            return llama.create_chat_completion(**{**kw, "stream": False}, grammar=grammar,
-                                                logits_processor=job.logits_processor)
-
-        def stream_work(job):
-            return llama.create_chat_completion(**{**kw, "stream": True}, grammar=grammar,
-                                                logits_processor=job.logits_processor)
-
-        return await respond(request, body.stream, work, stream_work)
+        return await respond(request, body.stream, *_job_pair(llama.create_chat_completion, kw, grammar))
 
     # ------------------------------------------------------------------ embeddings
     @app.post("/v1/embeddings", dependencies=auth, openapi_extra=_schema(EmbeddingRequest))
@@ -222,6 +206,17 @@ def create_app(settings: Optional[Settings] = None, llama=None) -> FastAPI:
 def _schema(model) -> Dict[str, Any]:
     """OpenAPI request body for a route that parses its body itself."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def _job_pair(create, kw: Dict[str, Any], grammar):
+    """The plain and the streaming job of one request: create(**kw) with stream False / True, the
+    request's grammar, and the queue job's logits processor (which stops it on disconnect)."""
+    def job_for(stream: bool):
+        def work(job):
+            return create(**{**kw, "stream": stream}, grammar=grammar, logits_processor=job.logits_processor)
+        return work
+
+    return job_for(False), job_for(True)
 
 
 def _grammar(text: Optional[str]):
