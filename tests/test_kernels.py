@@ -2,23 +2,28 @@
 and every SIMD path this CPU can run.
 
 Reference: W = gguf.quants.dequantize(weight bytes) in float64, times x. Our kernels do not see x
-itself: they first quantize it as the engine does (cpu/dot.h), to blocks of 32 values (Q4_0, Q4_1,
-Q5_0, Q5_1, Q8_0) or 256 values (K-quants) with scale dx = amax / 127 and integers
-a = round(x * 127 / amax). Each value then moves by at most
-    e_i = amax(block of i) / 254 * (1 + 2^-12)
+itself: they first convert it as the engine does (cpu/dot.h), the way ggml converts it for the same
+weight type. F16 (BF16) weights: x rounded to f16 (bf16), each value moving by at most
+|x_i| 2^-11 (2^-8). The 32-blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): blocks of 32 values with scale
+dx = f16(amax / 127) and integers a = round(x * 127 / amax); K-quants: blocks of 256 with the
+float scale amax / 127. Each value then moves by at most
+    e_i = amax(block of i) / 254 * (1 + 2^-12)    (+ amax * 2^-11 where dx is rounded to f16)
 (half a step, plus float rounding of dx and of x * 127 / amax, each relative 2^-24 of a step of
 at most 127). So, with w_i the weights of a row, the exact product of the weights with the
 quantized x differs from the reference by at most   sum_i |w_i| * e_i   (triangle inequality).
+Q4_1 and Q5_1 also take the block sum s = f16(dx * sum(a)) rounded to f16, as ggml's q8_1 does:
+at most 2^-11 of |m| * sum |x~| per block more.
 On top comes the float rounding of the kernel: every intermediate is a sum of at most
 n_blocks + 64 float operations over terms bounded by mag_i * (|x_i| + e_i), where mag_i bounds
 the size of the integer-times-scale parts the kernels keep apart (|w_i| plus the block's offset
 |m|, 8|d|, 16|d| or 63 dmin, since d*q = w + offset). Recursive summation of N terms errs by at
 most (N - 1) * 2^-24 * sum |terms|, whatever the order, hence
     |ours - ref| <= sum_i |w_i| e_i  +  (N + 64) * 2^-24 * sum_i mag_i (|x_i| + e_i)
-with N = n_blocks for quantized types, N = n_cols (and e = 0) for F32/F16/BF16.
+with N = n_blocks for quantized types, N = n_cols for F32/F16/BF16.
 Between two ISAs the quantized x is identical (the same bytes), so results may differ only by the
-float term, taken twice. Every result is also compared with W x~, x~ the quantized activation
-recomputed in numpy from the documented format: there only the float term is allowed.
+float term, taken twice. Every result is also compared with W x~ (plus the q8_1 sum's rounding,
+computed exactly), x~ the converted activation recomputed in numpy from the documented format:
+there only the float term is allowed.
 """
 from __future__ import annotations
 
@@ -101,13 +106,20 @@ def offsets(name: str, wbytes: np.ndarray, n_cols: int) -> np.ndarray:
     return np.repeat(per_block, bs, axis=1)
 
 
+F16_REL = {"F32": 0.0, "F16": 2.0**-11, "BF16": 2.0**-8}  # half an ulp of the activation's rounding
+SUM_F16 = ("Q4_1", "Q5_1")  # their activation's block sum is stored in f16 (ggml's q8_1)
+
+
 def act_error(name: str, x: np.ndarray) -> np.ndarray:
-    """e_i: how far the quantized activation can be from x_i."""
+    """e_i: how far the converted activation can be from x_i."""
     if name in FLOATS:
-        return np.zeros_like(x, dtype=np.float64)
+        return np.abs(x.astype(np.float64)) * F16_REL[name]
     bs = 32 if name in LEGACY else 256
     amax = np.abs(x.astype(np.float64)).reshape(-1, bs).max(axis=1)
-    return np.repeat(amax / 254 * (1 + 2.0**-12), bs)
+    e = amax / 254 * (1 + 2.0**-12)
+    if name in LEGACY:
+        e = e + amax * 2.0**-11  # dx rounded to f16
+    return np.repeat(e, bs)
 
 
 def tolerance(name: str, wbytes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +130,10 @@ def tolerance(name: str, wbytes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray,
     n_terms = n_cols if name in FLOATS else n_cols // block_size(name)
     mag = W + offsets(name, wbytes, n_cols)
     rounding = (n_terms + 64) * U * (mag @ (np.abs(x.astype(np.float64)) + e))
-    return W @ e + rounding, rounding
+    bound = W @ e + rounding
+    if name in SUM_F16:
+        bound = bound + 2.0**-11 * (offsets(name, wbytes, n_cols) @ (np.abs(x.astype(np.float64)) + e))
+    return bound, rounding
 
 
 # ---- calls -----------------------------------------------------------------------------------
@@ -157,19 +172,52 @@ def matmul(name: str, wbytes: np.ndarray, X: np.ndarray) -> np.ndarray:
     return Y
 
 
-def quantized_activation(name: str, x: np.ndarray) -> np.ndarray:
-    """The activation the kernels actually multiply, x~ = d * a, computed as cpu/dot.h specifies
-    (float32: amax, d = amax / 127, a = round-half-even(x * (127 / amax)))."""
-    if name in FLOATS:
-        return x.astype(np.float64)
+def round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> the nearest bfloat16 value (ties to even), as float32."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return u.astype(np.uint32).view(np.float32)
+
+
+def q8_blocks(name: str, x: np.ndarray):
+    """The quantized activation as cpu/dot.h specifies it: (d, a, d unrounded) per block, float32:
+    amax, d = amax / 127 (rounded to f16 for the 32-blocks), a = round-half-even(x * (127 / amax))."""
     bs = 32 if name in LEGACY else 256
     xb = x.astype(np.float32).reshape(-1, bs)
     amax = np.abs(xb).max(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
         inv = np.where(amax > 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
     a = np.rint((xb * inv).astype(np.float32))
-    d = (amax / np.float32(127)).astype(np.float32)
+    d_raw = (amax / np.float32(127)).astype(np.float32)
+    d = d_raw.astype(np.float16).astype(np.float32) if name in LEGACY else d_raw
+    return d, a, d_raw
+
+
+def quantized_activation(name: str, x: np.ndarray) -> np.ndarray:
+    """The activation the kernels actually multiply: x rounded to f16 / bf16 for those weights,
+    x~ = d * a for the quantized ones."""
+    if name == "F16":
+        return x.astype(np.float16).astype(np.float64)
+    if name == "BF16":
+        return round_bf16(x).astype(np.float64)
+    if name in FLOATS:
+        return x.astype(np.float64)
+    d, a, _ = q8_blocks(name, x)
     return (d.astype(np.float64) * a).reshape(-1)
+
+
+def sum_rounding(name: str, wbytes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per row, what the f16 block sums of Q4_1 / Q5_1 add to W x~: sum over blocks of
+    m * (f16(d_raw * sum(a)) - d * sum(a)). Zero for the other types."""
+    if name not in SUM_F16:
+        return np.zeros(wbytes.shape[0])
+    d, a, d_raw = q8_blocks(name, x)
+    sums = a.sum(axis=1, keepdims=True).astype(np.float32)
+    s16 = (d_raw * sums).astype(np.float16).astype(np.float64)
+    delta = (s16 - d.astype(np.float64) * sums)[:, 0]
+    nb = delta.shape[0]
+    m = wbytes.reshape(wbytes.shape[0], nb, -1)[:, :, 2:4].copy().view(np.float16).astype(np.float64)[..., 0]
+    return m @ delta
 
 
 def assert_within(name: str, wbytes: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
@@ -185,7 +233,7 @@ def assert_within(name: str, wbytes: np.ndarray, x: np.ndarray, y: np.ndarray) -
         f"{name}: row {worst}: |ours - ref| = {err[worst]:.3e} > bound {bound[worst]:.3e} "
         f"(ours {y[worst]:.6g}, ref {ref[worst]:.6g})"
     )
-    exact = W @ quantized_activation(name, x)
+    exact = W @ quantized_activation(name, x) + sum_rounding(name, wbytes, x)
     err = np.abs(y.astype(np.float64) - exact)
     worst = int(np.argmax(err - rounding))
     assert np.all(err <= rounding), (

@@ -1,5 +1,6 @@
 // act_quant.cpp - converts an activation vector into the format its weight type is dotted with
 // (act_bytes / act_prepare of cpu/kernels.h; layouts in cpu/dot.h).
+#include "core/types.h"
 #include "cpu/blocks.h"
 #include "cpu/dot.h"
 #include "cpu/kernels.h"
@@ -44,7 +45,9 @@ size_t act_bytes(int32_t wtype, int64_t n_cols) {
 // compiler may fuse it into an FMA with different rounding.
 static inline int round_half_even(float v) { return (int)std::nearbyint(v); }
 
-void act_prepare_q8_scalar(const float * x, int64_t n, void * out) {
+static inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
+
+void act_prepare_q8_scalar(const float * x, int64_t n, void * out, q8_sum sum_kind) {
     int8_t * q  = static_cast<int8_t *>(out);
     float *  ds = reinterpret_cast<float *>(static_cast<char *>(out) + n);
     for (int64_t b = 0; b < n / QK8_0; b++) {
@@ -59,8 +62,9 @@ void act_prepare_q8_scalar(const float * x, int64_t n, void * out) {
             q[b * QK8_0 + i] = (int8_t)v;
             sum += v;
         }
-        ds[2 * b + 0] = d;
-        ds[2 * b + 1] = d * (float)sum;
+        const float dh = f16_round(d);
+        ds[2 * b + 0] = dh;
+        ds[2 * b + 1] = sum_kind == Q8_SUM_F16 ? f16_round(d * (float)sum) : dh * (float)sum;
     }
 }
 
@@ -81,11 +85,24 @@ void act_prepare_q8k_scalar(const float * x, int64_t n, void * out) {
     }
 }
 
+// The ggml partner of each 32-block type keeps a sum in f16 (q8_1) or none (q8_0).
+static q8_sum q8_sum_for(int32_t wtype) {
+    return wtype == PI_TYPE_Q4_1 || wtype == PI_TYPE_Q5_1 ? Q8_SUM_F16 : Q8_SUM_EXACT;
+}
+
 void act_prepare(int32_t wtype, const float * x, int64_t n_cols, void * out) {
     const dot_table & t = dot_table_current();
     switch (act_kind_for(wtype)) {
-        case ACT_F32: std::memcpy(out, x, (size_t)n_cols * sizeof(float)); break;
-        case ACT_Q8:  t.prepare_q8(x, n_cols, out); break;
+        case ACT_F32: {
+            float * y = static_cast<float *>(out);
+            if (y != x) std::memcpy(y, x, (size_t)n_cols * sizeof(float));
+            if (wtype == PI_TYPE_F16) t.round_f16(y, n_cols);
+            if (wtype == PI_TYPE_BF16) {
+                for (int64_t i = 0; i < n_cols; i++) y[i] = bf16_to_fp32(fp32_to_bf16(y[i]));
+            }
+            break;
+        }
+        case ACT_Q8:  t.prepare_q8(x, n_cols, out, q8_sum_for(wtype)); break;
         case ACT_Q8K: t.prepare_q8k(x, n_cols, out); break;
         default: break;
     }

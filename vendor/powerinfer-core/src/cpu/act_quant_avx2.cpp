@@ -46,7 +46,9 @@ inline __m256i quantize32(const float * x, float id, int8_t * q) {
     return _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
 }
 
-void prepare_q8(const float * x, int64_t n, void * out) {
+inline float f16_round(float v) { return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
+
+void prepare_q8(const float * x, int64_t n, void * out, q8_sum sum_kind) {
     int8_t * q  = static_cast<int8_t *>(out);
     float *  ds = reinterpret_cast<float *>(static_cast<char *>(out) + n);
     for (int64_t b = 0; b < n / QK8_0; b++) {
@@ -55,8 +57,9 @@ void prepare_q8(const float * x, int64_t n, void * out) {
         const float   d    = amax / 127.0f;
         const float   id   = amax > 0.0f ? 127.0f / amax : 0.0f;
         const int     sum  = hsum_i32(quantize32(xb, id, q + b * QK8_0));
-        ds[2 * b + 0]      = d;
-        ds[2 * b + 1]      = d * (float)sum;
+        const float   dh   = f16_round(d);
+        ds[2 * b + 0]      = dh;
+        ds[2 * b + 1]      = sum_kind == Q8_SUM_F16 ? f16_round(d * (float)sum) : dh * (float)sum;
     }
 }
 

@@ -5,12 +5,21 @@
 // Prepared activation formats (ours, internal; act_bytes gives the sizes):
 //   ACT_F32  n floats, as given (F32, F16, BF16 weights).
 //   ACT_Q8   blocks of 32: all n int8 values q first, then per block b the floats (d_b, s_b), so
-//            x ~ d_b * q and s_b = d_b * sum(q of block b). Keeping the values contiguous lets one
-//            SIMD load fetch several blocks; the float d (not f16) keeps the error at d/2 per value.
+//            x ~ d_b * q. Keeping the values contiguous lets one SIMD load fetch several blocks.
 //            Used by Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (s_b carries the offset term of the _1 types and
 //            the "- 8" / "- 16" of the _0 types).
+//            d_b is rounded to f16 precision, as in the q8_0 / q8_1 blocks ggml dots these types
+//            with: the scale then costs nothing in accuracy that matters (2^-11 relative against
+//            the 1/254 of the int8 rounding) and our products agree with llama.cpp's to the last
+//            few bits, so greedy decoding picks the same tokens at near-ties. For the same reason
+//            s_b is what each weight type's ggml partner uses: Q8_SUM_F16 (Q4_1, Q5_1) stores
+//            f16(d * sum(q)) with the unrounded d, as q8_1 does; Q8_SUM_EXACT (the _0 types) stores
+//            d_b * sum(q), exact in f32 (11-bit d times a 12-bit sum), which equals dotting with
+//            (q - 8) block by block as ggml does.
 //   ACT_Q8K  block_q8_K per 256 values (blocks.h): float d, int8 q[256], int16 sums of each 16.
 //            Used by the K-quants.
+//   ACT_F32 for F16 (BF16) weights: the floats rounded to f16 (bf16) precision first, as ggml converts
+//            the activation to the weight's type before dotting; the products stay exact in f32.
 // All quantized activations use d = amax / 127 and q = round-half-even(x * (127 / amax)), so |q| <= 127.
 #pragma once
 
@@ -20,6 +29,9 @@
 namespace pi {
 
 enum act_kind { ACT_NONE = 0, ACT_F32, ACT_Q8, ACT_Q8K };
+
+// What s_b of an ACT_Q8 block holds (see above).
+enum q8_sum { Q8_SUM_EXACT = 0, Q8_SUM_F16 = 1 };
 
 // Largest GGUF type id we index tables with (BF16 = 30).
 constexpr int DOT_N_TYPES = 31;
@@ -57,12 +69,13 @@ struct dot_table {
     int              batch_max[DOT_N_TYPES];  // largest nb dot_batch takes
     // Converts n floats into the ACT_Q8 / ACT_Q8K format (nullptr: scalar). Must give the same bytes
     // as the scalar code: tests compare them.
-    void (*prepare_q8)(const float * x, int64_t n, void * out);
+    void (*prepare_q8)(const float * x, int64_t n, void * out, q8_sum sum_kind);
     void (*prepare_q8k)(const float * x, int64_t n, void * out);
     float (*dot_f32)(const float * a, const float * b, int64_t n);
     float (*dot_f16_f32)(const uint16_t * a, const float * b, int64_t n);
     void  (*axpy_f16_f32)(float * y, float a, const uint16_t * x, int64_t n);
     void  (*axpy_f32)(float * y, float a, const float * x, int64_t n);
+    void  (*round_f16)(float * x, int64_t n);  // x[i] = nearest f16 value (ties to even), in place
 };
 
 // Each fills the entries it has written; the dispatcher starts from the scalar table.
@@ -78,7 +91,7 @@ void dot_k_fill_avx2(dot_table & t);       // dot_k_avx2.cpp: the K-quants
 void act_quant_fill_avx2(dot_table & t);   // act_quant_avx2.cpp: the activation converters
 
 // The scalar activation converters (act_quant.cpp), the reference the SIMD ones must equal.
-void act_prepare_q8_scalar(const float * x, int64_t n, void * out);
+void act_prepare_q8_scalar(const float * x, int64_t n, void * out, q8_sum sum_kind);
 void act_prepare_q8k_scalar(const float * x, int64_t n, void * out);
 
 // The table of the ISA chosen now (dispatch.cpp). Never null.

@@ -30,6 +30,10 @@ void axpy_f32_scalar(float * y, float a, const float * x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void round_f16_scalar(float * x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
 // F32 and F16 weight rows against an ACT_F32 activation are these same dot products.
 float dot_f32_row(int64_t n, const void * w, const void * x) {
     return dot_f32_scalar(static_cast<const float *>(w), static_cast<const float *>(x), n);
@@ -47,6 +51,7 @@ void vec_f32_fill_scalar(dot_table & t) {
     t.dot_f16_f32  = dot_f16_f32_scalar;
     t.axpy_f16_f32 = axpy_f16_f32_scalar;
     t.axpy_f32     = axpy_f32_scalar;
+    t.round_f16    = round_f16_scalar;
 }
 
 float dot_f32(const float * a, const float * b, int64_t n) { return dot_table_current().dot_f32(a, b, n); }

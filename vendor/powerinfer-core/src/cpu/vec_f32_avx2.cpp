@@ -102,6 +102,16 @@ void row_batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, fl
     for (int b = 0; b < nb; b++) out[b * ldo] = r[b];
 }
 
+// In place: x[i] = the nearest f16 value, ties to even (vcvtps2ph's rounding, as fp32_to_fp16's).
+void round_f16_v(float * x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++) x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
 }  // namespace
 
 void vec_f32_fill_avx2(dot_table & t) {
@@ -115,6 +125,7 @@ void vec_f32_fill_avx2(dot_table & t) {
     t.dot_f16_f32  = dot_f16_f32_v;
     t.axpy_f16_f32 = axpy_f16_f32_v;
     t.axpy_f32     = axpy_f32_v;
+    t.round_f16    = round_f16_v;
 }
 
 }  // namespace pi
