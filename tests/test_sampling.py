@@ -169,6 +169,30 @@ def test_mirostat_v1_targets_tau(logits):
     assert abs(surprise[1000:].mean() - tau) < 0.7
 
 
+@pytest.mark.parametrize("mode", [1, 2])
+def test_mirostat_with_a_large_mu_draws_from_the_whole_distribution(mode):
+    """tau = 40: mu starts at 80, so mirostat 2's floor (p >= 2^-mu) and mirostat 1's k (beyond the
+    first 100 candidates: the radix-select path) keep every token, and the draws follow
+    softmax(logits / T) over all 300."""
+    rng = np.random.default_rng(11)
+    lg = (rng.standard_normal(300) * 1.5).astype(np.float32)
+    samples = draws(lg, 6000, seed=3, mirostat_mode=mode, mirostat_tau=40.0, mirostat_eta=0.1, temperature=0.7)
+    p = softmax(lg / 0.7)
+    assert_distribution(samples, dict(enumerate(p.tolist())), len(lg))
+
+
+@pytest.mark.parametrize("mode", [1, 2])
+def test_mirostat_never_draws_a_masked_token(mode):
+    rng = np.random.default_rng(12)
+    lg = (rng.standard_normal(500) * 2).astype(np.float32)
+    allowed = np.zeros(500, np.uint8)
+    allowed[rng.choice(500, 40, replace=False)] = 1
+    for tau in (0.5, 5.0, 40.0):  # few kept, some, all
+        s = Sampler(len(lg), SamplingParams(seed=4, mirostat_mode=mode, mirostat_tau=tau, temperature=0.9))
+        got = {s.sample(lg, allowed) for _ in range(400)}
+        assert got <= set(np.nonzero(allowed)[0].tolist())
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError):
         Sampler(10, SamplingParams(mirostat_mode=3))

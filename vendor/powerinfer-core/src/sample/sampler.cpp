@@ -6,10 +6,11 @@
 //      | top_k -> typical -> top_p -> min_p -> temperature -> draw
 //      | temperature -> mirostat 1 or 2 (they replace the truncations) -> draw
 // Everything runs on a private copy of the logits, so the caller's row stays intact (logprobs are
-// read from it). The work is one O(n_vocab) pass (a heap of the top_k, or of the top 512 for top_p
-// and mirostat 2, with a vectorized exp pass for their normalizer) plus sorts of short lists; only
-// typical sampling sorts the whole vocabulary. Measured on SmolLM2's 49152 logits: about 20 us for
-// greedy or the default chain, 0.3 ms for top_p without top_k.
+// read from it). The work is a few O(n_vocab) passes: a heap of the top_k (or of mirostat 1's top
+// 100), a radix select for longer heads (top_p's 512, a large top_k or mirostat 1's k), vectorized
+// exps for normalizers and for mirostat 2, which needs no candidate list at all; then sorts of
+// short lists. Only typical sampling sorts the whole vocabulary.
+// benchmarks/bench_sampler.py measures each chain on SmolLM2's logits.
 #include "core/status.h"
 #include "powerinfer.h"
 
@@ -17,17 +18,21 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <new>
 #include <random>
 #include <vector>
 
-// GCC will not if-convert the clamp in fast_exp_nonpos (and so not vectorize the row loop) while
-// it must preserve floating-point traps; no-trapping-math changes no result.
-#if defined(__GNUC__) && !defined(__clang__)
-#define PI_VECTORIZE_FP __attribute__((optimize("no-trapping-math")))
+// The whole-row passes (exps, sums) are built three times on x86-64 Linux, for AVX-512, AVX2 and the
+// baseline, and the loader picks one for this CPU (GCC/Clang function multiversioning): the rest
+// of the library is compiled for the portable baseline, whose 4-wide SSE would make these passes
+// the sampler's largest cost. (CMakeLists.txt compiles this file with -fno-trapping-math, without
+// which the float selects of these loops do not vectorize.)
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define PI_ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
-#define PI_VECTORIZE_FP
+#define PI_ROW_CLONES
 #endif
 
 namespace {
@@ -42,21 +47,64 @@ bool by_logit_desc(const candidate & a, const candidate & b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
 
-// exp(x) for x <= 0, with 0 below -30: such terms are under 1e-13 each, far below float precision
-// of a sum that contains exp(0) = 1, and skipping them keeps full-vocabulary passes cheap.
-inline float exp_or_zero(float x) { return x < -30.0f ? 0.0f : std::exp(x); }
+// e[i] = exp(w[i] - mx) for i < n (w[i] <= mx), 0 for -inf entries (masked tokens). One pass
+// that vectorizes: exp(x) for x <= 0 as 2^t = 2^i * 2^f (i = trunc(t), f in (-1, 0]) with a
+// degree-7 Taylor polynomial for 2^f, relative error under 2e-6, branch-free (a library expf
+// call per token costs about 20x more). Written inline: a helper function would not be inlined
+// into the per-ISA clones.
+PI_ROW_CLONES void exp_row(const float * __restrict w, int32_t n, float mx, float * __restrict e) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    for (int32_t k = 0; k < n; k++) {
+        const float x = std::max(w[k] - mx, -80.0f);
+        const float t = x * 1.4426950409f;  // log2(e)
+        const int32_t i = (int32_t)t;       // toward zero: f = t - i lies in (-1, 0]
+        const float f = t - (float)i;
+        float p = 1.525273e-5f;
+        p = p * f + 1.540353e-4f;
+        p = p * f + 1.333355e-3f;
+        p = p * f + 9.618129e-3f;
+        p = p * f + 5.550411e-2f;
+        p = p * f + 2.402265e-1f;
+        p = p * f + 6.931472e-1f;
+        p = p * f + 1.0f;
+        const uint32_t bits = (uint32_t)(i + 127) << 23;
+        float scale;
+        std::memcpy(&scale, &bits, sizeof(scale));
+        e[k] = p * scale * (float)(w[k] != neg_inf);  // a multiply, not a select: it vectorizes
+    }
+}
 
-// Normalized probabilities over cands (max subtracted for stability).
-void softmax(std::vector<candidate> & cands) {
+// w[i] *= f (a temperature's inverse: one multiply per token rather than a divide).
+PI_ROW_CLONES void scale_row(float * w, int32_t n, float f) {
+    for (int32_t i = 0; i < n; i++) w[i] *= f;
+}
+
+// Sum of e[0..n) in eight running sums (vector lanes) rather than one long dependency chain.
+PI_ROW_CLONES double sum_row(const float * e, int32_t n) {
+    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lanes[j] += e[i + j];
+    double sum = 0.0;
+    for (; i < n; i++) sum += e[i];
+    for (int j = 0; j < 8; j++) sum += lanes[j];
+    return sum;
+}
+
+// Normalized probabilities over cands (max subtracted for stability). The exps run as one
+// vectorized pass over a scratch row: a library expf per candidate costs about 20x more, and
+// mirostat and top_p can keep tens of thousands of candidates.
+void softmax(std::vector<candidate> & cands, std::vector<float> & scratch) {
+    const int32_t n = (int32_t)cands.size();
     float mx = -std::numeric_limits<float>::infinity();
     for (const candidate & c : cands) mx = std::max(mx, c.logit);
-    double sum = 0.0;
-    for (candidate & c : cands) {
-        c.p = exp_or_zero(c.logit - mx);
-        sum += c.p;
-    }
-    const float inv = (float)(1.0 / sum);
-    for (candidate & c : cands) c.p *= inv;
+    scratch.resize(2 * (size_t)n);
+    float * lg = scratch.data();
+    float * e  = lg + n;
+    for (int32_t i = 0; i < n; i++) lg[i] = cands[i].logit;
+    exp_row(lg, n, mx, e);
+    const float inv = (float)(1.0 / sum_row(e, n));
+    for (int32_t i = 0; i < n; i++) cands[i].p = e[i] * inv;
 }
 
 }  // namespace
@@ -70,7 +118,8 @@ struct pi_sampler {
     std::vector<int32_t>    counts;   // [n_vocab] scratch, all zero between calls
     std::vector<float>      work;     // [n_vocab] the adjusted logits
     std::vector<candidate>  cands;
-    std::vector<float>      scratch;  // [n_vocab] exp values of a row
+    std::vector<float>      scratch;  // exp values of a row (softmax, normalizers, mirostat)
+    std::vector<uint32_t>   keys;     // mirostat 1's radix select
     std::mt19937            rng;
     float                   mu = 0.0f; // mirostat's running surprise target
 };
@@ -115,9 +164,17 @@ void apply_penalties(pi_sampler * s) {
     }
 }
 
+// True if any of w[i..i+16) exceeds floor: one vector compare, so that the scan below skips the
+// long stretches of logits that cannot enter the heap without a branch per token.
+inline bool any_above(const float * w, float floor) {
+    int hit = 0;
+    for (int j = 0; j < 16; j++) hit |= w[j] > floor;
+    return hit != 0;
+}
+
 // The k largest of w[0..n) (ignoring -inf) into cands, in one pass with a min-heap of k entries:
 // after the first few hundred tokens almost every logit fails the comparison with the heap's
-// smallest, so this costs about one compare per token.
+// smallest, so this costs about one vector compare per 16 tokens.
 void top_k_from(const float * w, int32_t n, int32_t k, std::vector<candidate> & cands) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     cands.clear();
@@ -127,14 +184,19 @@ void top_k_from(const float * w, int32_t n, int32_t k, std::vector<candidate> & 
         if (w[i] != neg_inf) cands.push_back({i, w[i], 0.0f});
     std::make_heap(cands.begin(), cands.end(), worse);
     float floor_logit = cands.empty() ? neg_inf : cands.front().logit;
-    for (; i < n; i++) {
-        if (w[i] > floor_logit) {
+    auto offer = [&](int32_t j) {
+        if (w[j] > floor_logit) {
             std::pop_heap(cands.begin(), cands.end(), worse);
-            cands.back() = {i, w[i], 0.0f};
+            cands.back() = {j, w[j], 0.0f};
             std::push_heap(cands.begin(), cands.end(), worse);
             floor_logit = cands.front().logit;
         }
-    }
+    };
+    for (; i < n && i % 16 != 0; i++) offer(i);
+    for (; i + 16 <= n; i += 16)
+        if (any_above(w + i, floor_logit))
+            for (int32_t j = i; j < i + 16; j++) offer(j);
+    for (; i < n; i++) offer(i);
 }
 
 // Sorts cands by logit, descending.
@@ -142,9 +204,9 @@ void sort_desc(std::vector<candidate> & cands) { std::sort(cands.begin(), cands.
 
 // Locally typical sampling: keep the tokens whose surprise is closest to the entropy, until their
 // mass reaches typical_p.
-void keep_typical(std::vector<candidate> & cands, float typical_p) {
+void keep_typical(std::vector<candidate> & cands, float typical_p, std::vector<float> & scratch) {
     if (typical_p >= 1.0f || cands.size() <= 1) return;
-    softmax(cands);
+    softmax(cands, scratch);
     double entropy = 0.0;
     for (const candidate & c : cands)
         if (c.p > 0.0f) entropy -= c.p * std::log((double)c.p);
@@ -168,9 +230,9 @@ void keep_typical(std::vector<candidate> & cands, float typical_p) {
 
 // Nucleus: the smallest set of most likely tokens whose mass reaches top_p. Sorts only as much of
 // the list as it needs (the mass is usually reached within the first few hundred tokens).
-void keep_top_p(std::vector<candidate> & cands, float top_p) {
+void keep_top_p(std::vector<candidate> & cands, float top_p, std::vector<float> & scratch) {
     if (top_p >= 1.0f || cands.size() <= 1) return;
-    softmax(cands);
+    softmax(cands, scratch);
     size_t m = std::min<size_t>(cands.size(), 256);
     for (;;) {
         if (m < cands.size()) std::nth_element(cands.begin(), cands.begin() + m, cands.end(), by_logit_desc);
@@ -200,66 +262,123 @@ void keep_min_p(std::vector<candidate> & cands, float min_p) {
     cands.resize(std::max<size_t>(w, 1));
 }
 
-// exp(x) for x <= 0 by 2^t = 2^i * 2^f (i = trunc(t), f in (-1, 0]) with a degree-7 Taylor
-// polynomial for 2^f: relative error under 2e-6, and branch-free, so the loop over a whole
-// vocabulary row vectorizes (a library expf call per token costs about 20x more).
-PI_VECTORIZE_FP inline float fast_exp_nonpos(float x) {
-    x = x > -80.0f ? x : -80.0f;
-    const float t = x * 1.4426950409f;  // log2(e)
-    const int32_t i = (int32_t)t;       // toward zero: f = t - i lies in (-1, 0]
-    const float f = t - (float)i;
-    float p = 1.525273e-5f;
-    p = p * f + 1.540353e-4f;
-    p = p * f + 1.333355e-3f;
-    p = p * f + 9.618129e-3f;
-    p = p * f + 5.550411e-2f;
-    p = p * f + 2.402265e-1f;
-    p = p * f + 6.931472e-1f;
-    p = p * f + 1.0f;
-    const uint32_t bits = (uint32_t)(i + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
-}
-
-// log of the softmax normalizer of a raw row (masked -inf tokens contribute nothing).
-PI_VECTORIZE_FP double log_normalizer_row(const float * w, int32_t n, std::vector<float> & scratch) {
+// log of the softmax normalizer of a raw row (masked -inf tokens contribute nothing); leaves
+// exp(w[i] - max) in scratch and the max in *mx_out.
+double log_normalizer_row(const float * w, int32_t n, std::vector<float> & scratch, float * mx_out = nullptr) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int32_t i = 0; i < n; i++) mx = w[i] > mx ? w[i] : mx;  // (std::max would not inline here)
     scratch.resize(n);
-    float * e = scratch.data();
-    for (int32_t i = 0; i < n; i++) e[i] = fast_exp_nonpos(w[i] - mx);
-    // Eight running sums (vector lanes) instead of one long dependency chain.
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) lanes[j] += e[i + j];
-    double sum = 0.0;
-    for (; i < n; i++) sum += e[i];
-    for (int j = 0; j < 8; j++) sum += lanes[j];
-    return (double)mx + std::log(sum);
+    exp_row(w, n, mx, scratch.data());
+    if (mx_out) *mx_out = mx;
+    return (double)mx + std::log(sum_row(scratch.data(), n));
 }
 
 // Candidates taken by a heap pass before a truncation that needs only the head of the list.
 constexpr int32_t kHead = 512;
 
-void draw_and_update_mu(pi_sampler * s, pi_token * out) {
-    std::vector<candidate> & cands = s->cands;
-    if (cands.size() <= 1024) sort_desc(cands);
-    softmax(cands);
-    size_t idx = draw(cands, s->rng);
-    double surprise = -std::log2((double)cands[idx].p);
-    s->mu -= s->p.mirostat_eta * (float)(surprise - s->p.mirostat_tau);
-    *out = cands[idx].id;
+// Draws from a row of weights e[0..n) (0 = not allowed) in id order: returns the token and its
+// probability among the allowed ones in *p, or -1 when every weight is 0.
+pi_token draw_from_row(const float * e, int32_t n, std::mt19937 & rng, double * p) {
+    const double total = sum_row(e, n);
+    if (!(total > 0.0)) return -1;
+    const double u = uniform01(rng) * total;
+    double acc = 0.0;
+    pi_token tok = -1;
+    for (int32_t k = 0; k < n; k++) {
+        if (e[k] == 0.0f) continue;
+        tok = k;  // the last allowed token, should rounding leave u at the very top
+        acc += e[k];
+        if (u < acc) break;
+    }
+    *p = e[tok] / total;
+    return tok;
 }
 
-// Mirostat 1: estimate the Zipf exponent from the top 100 probabilities, derive the k whose
-// expected surprise is mu, keep the top k, draw, and move mu toward the target surprise tau.
-pi_token sample_mirostat_v1(pi_sampler * s) {
+// Mirostat 2 over a whole row w (already divided by the temperature): keep the tokens whose
+// surprise -log2 p is at most mu (p_i >= 2^-mu, so e_i >= z 2^-mu with e_i = exp(w_i - max) and
+// z their sum), at least the most likely one; draw among them by e_i; move mu toward tau by the
+// surprise of the drawn token under the kept (renormalized) distribution. A few linear passes
+// over the row (exps, floor, kept mass, the walk to the drawn token), no candidate list, no sort.
+pi_token sample_mirostat_v2(pi_sampler * s, const float * w, int32_t n) {
+    float mx = 0.0f;
+    const double log_z = log_normalizer_row(w, n, s->scratch, &mx);
+    float *       e    = s->scratch.data();
+    const float   thr  = (float)std::exp(log_z - (double)mx - (double)s->mu * std::log(2.0));
+    for (int32_t i = 0; i < n; i++) e[i] = e[i] >= thr ? e[i] : 0.0f;
+    double   p   = 1.0;
+    pi_token tok = draw_from_row(e, n, s->rng, &p);
+    if (tok < 0) {  // nothing reaches the floor (it lies above the best token): keep the best
+        top_k_from(w, n, 1, s->cands);
+        tok = s->cands[0].id;
+        p   = 1.0;
+    }
+    s->mu -= s->p.mirostat_eta * (float)(-std::log2(p) - s->p.mirostat_tau);
+    return tok;
+}
+
+// Zeroes e[i] where w[i] < kth and returns how many w[i] exceed kth; when the tokens at or
+// above kth number exactly keep (no ties past the k-th), it returns keep and e is done.
+PI_ROW_CLONES int32_t count_row(const float * __restrict w, int32_t n, float kth, float * __restrict e, int32_t keep) {
+    int32_t above = 0, at_or_above = 0;
+    for (int32_t i = 0; i < n; i++) {
+        above += w[i] > kth;
+        at_or_above += w[i] >= kth;
+        e[i] *= (float)(w[i] >= kth);
+    }
+    return at_or_above == keep ? keep : above;
+}
+
+// The k-th largest of w[0..n) (1 <= k <= n) by a radix select: floats mapped to unsigned keys
+// of the same order, a histogram of their top 11 bits, then a selection inside the one bucket that
+// holds the k-th. Two passes over the row instead of std::nth_element on a copy (about 8x faster
+// on a 49k vocabulary, where mirostat 1 needs it for every token once mu has grown).
+float kth_largest(const float * w, int32_t n, int32_t k, std::vector<uint32_t> & tmp) {
+    auto key = [](float v) {
+        uint32_t b;
+        std::memcpy(&b, &v, 4);
+        return b & 0x80000000u ? ~b : b | 0x80000000u;
+    };
+    constexpr int kBits = 11;
+    int32_t hist[1 << kBits] = {};
+    for (int32_t i = 0; i < n; i++) hist[key(w[i]) >> (32 - kBits)]++;
+    int32_t bucket = (1 << kBits) - 1, above = 0;  // above: how many lie in higher buckets
+    while (above + hist[bucket] < k) above += hist[bucket--];
+    tmp.clear();
+    for (int32_t i = 0; i < n; i++)
+        if ((int32_t)(key(w[i]) >> (32 - kBits)) == bucket) tmp.push_back(key(w[i]));
+    const int32_t r = k - above;  // the r-th largest inside the bucket
+    std::nth_element(tmp.begin(), tmp.begin() + (r - 1), tmp.end(), std::greater<uint32_t>());
+    const uint32_t kb = tmp[r - 1];
+    const uint32_t b  = kb & 0x80000000u ? kb & 0x7fffffffu : ~kb;
+    float v;
+    std::memcpy(&v, &b, 4);
+    return v;
+}
+
+// The k largest of w[0..n) (ignoring -inf), unsorted, into cands, by a radix select of the k-th
+// value and one collecting pass: for a k of several hundred this beats top_k_from's heap, whose
+// replacements then cost log k each (measured on SmolLM2's logits: the heap wins at k = 100, the
+// select at 512).
+void top_k_select(const float * w, int32_t n, int32_t k, std::vector<candidate> & cands, std::vector<uint32_t> & keys) {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    const float kth = kth_largest(w, n, k, keys);
+    cands.clear();
+    for (int32_t i = 0; i < n; i++)
+        if (w[i] > kth) cands.push_back({i, w[i], 0.0f});
+    if (kth == neg_inf) return;
+    for (int32_t i = 0; i < n && (int32_t)cands.size() < k; i++)  // ties at the k-th value: lowest ids
+        if (w[i] == kth) cands.push_back({i, w[i], 0.0f});
+}
+
+// Mirostat 1 over a whole row w (already divided by the temperature): estimate the Zipf exponent
+// from the top 100 probabilities, derive the k whose expected surprise is mu, keep the top k,
+// draw, and move mu toward the target surprise tau. The top 100 come from a heap pass
+// (top_k_from); a larger k from a radix select and a draw over the row itself.
+pi_token sample_mirostat_v1(pi_sampler * s, const float * w, int32_t n) {
     std::vector<candidate> & cands = s->cands;
-    const size_t m = std::min<size_t>(100, cands.size());
-    if (m < cands.size()) std::nth_element(cands.begin(), cands.begin() + m, cands.end(), by_logit_desc);
-    std::sort(cands.begin(), cands.begin() + m, by_logit_desc);
+    top_k_from(w, n, std::min<int32_t>(100, n), cands);
+    sort_desc(cands);
+    const size_t m = cands.size();
     double sum_ti_bi = 0.0, sum_ti_sq = 0.0;
     for (size_t i = 0; i + 1 < m; i++) {
         double t_i = std::log((double)(i + 2) / (double)(i + 1));
@@ -274,12 +393,33 @@ pi_token sample_mirostat_v1(pi_sampler * s) {
                    : std::pow((eps_hat * std::pow(2.0, (double)s->mu)) / (1.0 - std::pow((double)s->n_vocab, -eps_hat)),
                               1.0 / s_hat);
     if (!(k >= 1.0)) k = 1.0;  // also catches NaN
-    size_t keep = k < (double)cands.size() ? (size_t)k : cands.size();
-    if (keep > m) std::nth_element(cands.begin() + m, cands.begin() + keep, cands.end(), by_logit_desc);
-    cands.resize(keep);
-    pi_token t;
-    draw_and_update_mu(s, &t);
-    return t;
+    const int32_t keep = k < (double)n ? (int32_t)k : n;
+    if ((size_t)keep <= m) {
+        cands.resize(keep);
+        softmax(cands, s->scratch);
+        const size_t idx = draw(cands, s->rng);
+        s->mu -= s->p.mirostat_eta * (float)(-std::log2((double)cands[idx].p) - s->p.mirostat_tau);
+        return cands[idx].id;
+    }
+    // Beyond the first 100 (k reaches the whole vocabulary once mu has grown): the k-th largest
+    // logit by a radix select, then a draw over the row restricted to the logits above it
+    // (ties at the k-th value by lowest id), as mirostat 2 draws.
+    const float kth = kth_largest(w, n, keep, s->keys);
+    std::vector<float> & e = s->scratch;
+    e.resize(n);
+    exp_row(w, n, cands[0].logit, e.data());  // cands[0]: the best token (m >= 1 here)
+    const int32_t above = count_row(w, n, kth, e.data(), keep);
+    if (above < keep) {  // ties at the k-th value beyond the k: keep the lowest ids
+        for (int32_t i = 0, ties = keep - above; i < n; i++) {
+            if (w[i] != kth) continue;
+            if (ties > 0) ties--;
+            else e[i] = 0.0f;
+        }
+    }
+    double p = 1.0;
+    const pi_token tok = draw_from_row(e.data(), n, s->rng, &p);  // never -1: keep >= 1 and the best is kept
+    s->mu -= s->p.mirostat_eta * (float)(-std::log2(p) - s->p.mirostat_tau);
+    return tok;
 }
 
 }  // namespace
@@ -402,26 +542,17 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
     const bool truncating = p.temperature > 0.0f && p.mirostat == 0;
     bool top_p_done = false;  // the head-of-list path below already applied top_p
     if (truncating && p.top_k > 0 && p.top_k < n) {
-        top_k_from(w, n, p.top_k, cands);
-    } else if (p.temperature > 0.0f && p.mirostat == 2) {
-        // Mirostat 2 drops the tokens whose surprise -log2 p exceeds mu (in logit space: below
-        // log_z - mu ln 2), keeps at least the most likely one, draws, and moves mu toward tau.
-        // Two linear passes: the normalizer, then the tokens at or above the floor.
-        if (p.temperature != 1.0f)
-            for (int32_t i = 0; i < n; i++) w[i] /= p.temperature;
-        const double log_z       = log_normalizer_row(w, n, s->scratch);
-        const float  floor_logit = (float)(log_z - (double)s->mu * std::log(2.0));
-        cands.clear();
-        for (int32_t i = 0; i < n; i++)
-            if (w[i] >= floor_logit && w[i] != neg_inf) cands.push_back({i, w[i], 0.0f});
-        if (cands.empty()) top_k_from(w, n, 1, cands);
-        draw_and_update_mu(s, out);
+        if (p.top_k < 256) top_k_from(w, n, p.top_k, cands);  // (both give the same set)
+        else              top_k_select(w, n, p.top_k, cands, s->keys);
+    } else if (p.temperature > 0.0f && p.mirostat != 0) {  // mirostat replaces the truncations
+        if (p.temperature != 1.0f) scale_row(w, n, 1.0f / p.temperature);
+        *out = p.mirostat == 2 ? sample_mirostat_v2(s, w, n) : sample_mirostat_v1(s, w, n);
         return PI_OK;
     } else if (truncating && p.typical_p >= 1.0f && p.top_p < 1.0f && (top_p_done = true)) {
         // top_p without top_k: the nucleus of real logits lies within the top kHead; check the mass
         // against the full normalizer and use the full list only when it does not.
         const double log_z = log_normalizer_row(w, n, s->scratch);
-        top_k_from(w, n, std::min<int32_t>(kHead, n), cands);
+        top_k_select(w, n, std::min<int32_t>(kHead, n), cands, s->keys);
         sort_desc(cands);
         double cum = 0.0;
         size_t keep = 0;
@@ -441,23 +572,18 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
     }
 
     if (p.temperature < 0.0f) {  // a plain draw from the unmodified distribution
-        softmax(cands);
+        softmax(cands, s->scratch);
         *out = cands[draw(cands, s->rng)].id;
         return PI_OK;
     }
-    if (p.mirostat != 0) {
-        for (candidate & c : cands) c.logit /= p.temperature;
-        *out = sample_mirostat_v1(s);  // mirostat 2 took the head-of-list path above
-        return PI_OK;
-    }
-    keep_typical(cands, p.typical_p);
-    if (!top_p_done) keep_top_p(cands, p.top_p);
+    keep_typical(cands, p.typical_p, s->scratch);
+    if (!top_p_done) keep_top_p(cands, p.top_p, s->scratch);
     keep_min_p(cands, p.min_p);
     // The draw walks the list in order; a short list is put in a fixed order (by logit) so that a
     // seed gives the same token whatever partial sorting happened before.
     if (cands.size() <= 1024) sort_desc(cands);
     for (candidate & c : cands) c.logit /= p.temperature;
-    softmax(cands);
+    softmax(cands, s->scratch);
     *out = cands[draw(cands, s->rng)].id;
     return PI_OK;
 }
