@@ -47,6 +47,13 @@ PROMPTS = [
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="llama.cpp's greedy continuations of the test prompts")
+    ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "greedy_smollm2.json"),
+                    help="where to write (default: the test data file); another path lets two builds "
+                         "of the peer be compared")
+    args = ap.parse_args()
     import llama_cpp
     from llama_cpp import Llama
 
@@ -76,11 +83,12 @@ def main() -> None:
     data = {
         "model": model_path.name,
         "producer": f"llama-cpp-python {llama_cpp.__version__}",
+        "system_info": llama_cpp.llama_print_system_info().decode(),
         "settings": {"n_ctx": N_CTX, "n_batch": N_CTX, "n_threads": N_THREADS, "greedy": "argmax of the last "
                      "logits, fed back; no stop at end-of-generation tokens", "n_new": N_NEW},
         "cases": cases,
     }
-    out_path = ROOT / "tests" / "data" / "greedy_smollm2.json"
+    out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(data, indent=1) + "\n")
     print(out_path, file=sys.stderr)
