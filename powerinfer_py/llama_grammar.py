@@ -11,15 +11,20 @@ GBNF as llama.cpp defines it: ``name ::= alternatives``; literals "..." (escapes
 Matching works on Unicode characters with a set of pushdown stacks (each stack: the positions still
 to match, innermost last). A token is allowed when every character of its text keeps at least one
 stack alive. Per generated token the matcher first checks only the token the sampler drew (usually
-accepted); when it is rejected, it builds a mask over the most likely tokens (exact whenever at least
-top_k of them are allowed, and always for greedy decoding), falling back to a walk of a character
-trie of the whole vocabulary. Transitions are memoized, so repeated states cost a dict lookup.
+accepted); when it is rejected, it uses the list of allowed tokens of that state if an earlier step
+made it, else checks the most likely tokens in order until it has the top_k allowed ones (what a
+top_k sampler can draw; 1 for greedy decoding), falling back to a walk of a character trie of the
+whole vocabulary, whose list (each token with the distance left after it, so that any token budget
+is a filter) is kept per state. Transitions are memoized, so repeated states cost a dict
+lookup.
 Tokens whose bytes are not complete UTF-8 on their own are never allowed inside a grammar.
 """
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
@@ -249,6 +254,11 @@ def _matches(elem: Element, cp: int) -> bool:
     return hit != elem[2]
 
 
+_COMPILED: "OrderedDict[str, LlamaGrammar]" = OrderedDict()  # LlamaGrammar._shared, by grammar text
+_COMPILED_MAX = 32
+_COMPILED_LOCK = threading.Lock()
+
+
 class LlamaGrammar:
     """A compiled GBNF grammar. Immutable; each generation starts its own matcher state."""
 
@@ -259,10 +269,31 @@ class LlamaGrammar:
         self._dist_cache: Dict[FrozenSet[Stack], int] = {}
         self._expand_cache: Dict[Stack, FrozenSet[Stack]] = {}
         self._advance_cache: Dict[Tuple[FrozenSet[Stack], str], FrozenSet[Stack]] = {}
+        # (vocabulary, stacks) -> (ids of the tokens allowed there, the distance left after each):
+        # JSON output returns to the same few states again and again.
+        self._mask_cache: "OrderedDict[Tuple[int, FrozenSet[Stack]], Tuple[np.ndarray, np.ndarray]]" = OrderedDict()
+        self._mask_cache_size = 0  # tokens held in _mask_cache
+        self._mask_lock = threading.Lock()
+
+    @classmethod
+    def _shared(cls, text: str) -> "LlamaGrammar":
+        """The compiled grammar of text, shared between calls (it is immutable), so that a server
+        compiling the same response_format per request keeps the matcher's caches warm."""
+        with _COMPILED_LOCK:
+            g = _COMPILED.get(text)
+            if g is not None:
+                _COMPILED.move_to_end(text)
+                return g
+        g = cls(text)  # outside the lock: compiling may raise GrammarError
+        with _COMPILED_LOCK:
+            _COMPILED[text] = g
+            while len(_COMPILED) > _COMPILED_MAX:
+                _COMPILED.popitem(last=False)
+        return g
 
     @classmethod
     def from_string(cls, grammar: str, verbose: bool = True) -> "LlamaGrammar":
-        return cls(grammar)
+        return cls._shared(grammar)
 
     @classmethod
     def from_file(cls, file, verbose: bool = True) -> "LlamaGrammar":
@@ -273,14 +304,14 @@ class LlamaGrammar:
     def from_json_schema(cls, json_schema: str, verbose: bool = True) -> "LlamaGrammar":
         from ._json_schema import json_schema_to_gbnf
 
-        return cls(json_schema_to_gbnf(json.loads(json_schema) if isinstance(json_schema, str) else json_schema))
+        return cls._shared(json_schema_to_gbnf(json.loads(json_schema) if isinstance(json_schema, str) else json_schema))
 
     @classmethod
     def json(cls) -> "LlamaGrammar":
         """Any JSON object."""
         from ._json_schema import JSON_OBJECT_GBNF
 
-        return cls(JSON_OBJECT_GBNF)
+        return cls._shared(JSON_OBJECT_GBNF)
 
     @property
     def grammar(self) -> str:
@@ -437,6 +468,7 @@ class GrammarState:
 
     TOP_N = 2048  # tokens checked one by one before walking the whole vocabulary
     NO_LIMIT = 1 << 29  # a budget this large is not checked
+    MASK_CACHE_TOKENS = 4 << 20  # allowed-token lists kept per grammar, in tokens (12 bytes each)
 
     def __init__(self, grammar: LlamaGrammar, vocab: _VocabIndex):
         self.g = grammar
@@ -469,15 +501,39 @@ class GrammarState:
             raise ValueError(f"token {token} ({text!r}) is not allowed by the grammar")
         self.stacks = new
 
-    def _walk(self, node: dict, stacks, mask: np.ndarray) -> None:
-        adv = self.g.advance
+    def _walk(self, node: dict, stacks, ids: list, dists: list) -> None:
+        """Collects every token the grammar allows after stacks, with the distance left after it."""
+        adv, dist = self.g.advance, self.g.distance
         for ch, (children, tokens) in node.items():
             ns = adv(stacks, ch)
             if ns:
                 if tokens:
-                    mask[tokens] = 1
+                    ids.extend(tokens)
+                    dists.extend([dist(ns)] * len(tokens))
                 if children:
-                    self._walk(children, ns, mask)
+                    self._walk(children, ns, ids, dists)
+
+    def _allowed(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(ids of every token allowed now, the distance left after each: fewest characters that
+        complete the sentence), from the grammar's cache or a walk of the vocabulary trie."""
+        g = self.g
+        key = (id(self.v), self.stacks)
+        with g._mask_lock:  # one grammar may serve several models or threads
+            hit = g._mask_cache.get(key)
+            if hit is not None:
+                g._mask_cache.move_to_end(key)
+                return hit
+        ids: list = []
+        dists: list = []
+        self._walk(self.v.trie, self.stacks, ids, dists)
+        hit = (np.array(ids, dtype=np.int32), np.array(dists, dtype=np.float64))
+        with g._mask_lock:
+            if key not in g._mask_cache:
+                g._mask_cache[key] = hit
+                g._mask_cache_size += len(ids)
+            while g._mask_cache_size > self.MASK_CACHE_TOKENS and len(g._mask_cache) > 1:
+                g._mask_cache_size -= len(g._mask_cache.popitem(last=False)[1][0])
+        return hit
 
     def fits(self, token: int, budget: int) -> bool:
         """The token is allowed, and afterwards a shortest completion still fits in budget tokens
@@ -493,33 +549,30 @@ class GrammarState:
             return False
         return budget >= self.NO_LIMIT or self.g.distance(new) <= budget
 
-    def _walk_fitting(self, node: dict, stacks, mask: np.ndarray, budget: int) -> None:
-        adv, dist = self.g.advance, self.g.distance
-        for ch, (children, tokens) in node.items():
-            ns = adv(stacks, ch)
-            if ns:
-                if tokens and dist(ns) <= budget:
-                    mask[tokens] = 1
-                if children:
-                    self._walk_fitting(children, ns, mask, budget)
-
     def build_mask(self, logits: Optional[np.ndarray], need: int, budget: int = 1 << 30) -> np.ndarray:
+        """The tokens allowed now that leave a completion within budget characters. With logits and
+        need, it may mark only the `need` most likely of them (all that a sampler keeping its top
+        `need` can draw); when the state's list is cached, or after a walk, it marks all of them."""
         mask = self.mask
         mask[:] = 0
         if self.complete():
             mask[self.v.eog] = 1
-        if logits is not None and need > 0:
+        key = (id(self.v), self.stacks)
+        if logits is not None and need > 0 and key not in self.g._mask_cache:
             n = min(self.TOP_N, len(logits))
             top = np.argpartition(-logits, n - 1)[:n] if n < len(logits) else np.arange(len(logits))
+            top = top[np.argsort(-logits[top], kind="stable")]
+            found = int(mask[top].sum())  # end-of-generation tokens already allowed
             for t in top.tolist():
-                if self.fits(t, budget):
+                if found >= need:
+                    return mask  # the `need` most likely allowed tokens are marked
+                if not mask[t] and self.fits(t, budget):
                     mask[t] = 1
-            if int(mask[top].sum()) >= need:
+                    found += 1
+            if found >= need:
                 return mask
-        if budget >= self.NO_LIMIT:
-            self._walk(self.v.trie, self.stacks, mask)
-        else:
-            self._walk_fitting(self.v.trie, self.stacks, mask, budget)
+        ids, dists = self._allowed()
+        mask[ids if budget >= self.NO_LIMIT else ids[dists <= budget]] = 1
         return mask
 
     def sample(self, sampler, logits_ptr, tokens_left: int = 1 << 30) -> int:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from powerinfer_py.llama_grammar import GrammarError, LlamaGrammar
+from powerinfer_py.llama_grammar import GrammarError, GrammarState, LlamaGrammar
 
 
 def test_literals_alternatives_and_repetition():
@@ -100,3 +101,35 @@ def test_json_closes_before_max_tokens(smollm2_path):
                       temperature=0.9, seed=n)
             json.loads(out["choices"][0]["text"])
             assert out["usage"]["completion_tokens"] <= n
+
+
+def test_compiled_grammars_are_shared_by_text():
+    """from_string / from_json_schema / json() return one compiled object per grammar text, so that
+    its matcher caches serve every request with the same response_format."""
+    schema = '{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}'
+    assert LlamaGrammar.from_json_schema(schema) is LlamaGrammar.from_json_schema(schema)
+    assert LlamaGrammar.json() is LlamaGrammar.json()
+    assert LlamaGrammar.from_string('root ::= "x"') is LlamaGrammar.from_string('root ::= "x"')
+    assert LlamaGrammar.from_string('root ::= "x"') is not LlamaGrammar.from_string('root ::= "y"')
+
+
+def test_cached_masks_equal_fresh_token_checks(smollm2_path):
+    """Along a real JSON output, the mask from the per-state cache (any token budget applied as a
+    filter) equals checking every token of the vocabulary one by one with a fresh grammar."""
+    from powerinfer_py import Llama
+
+    text = '{"name": "Tom", "age": 3}'
+    schema = ('{"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},'
+              ' "required": ["name", "age"]}')
+    with Llama(str(smollm2_path), n_ctx=256, n_threads=1, vocab_only=True, verbose=False) as llm:
+        shared = LlamaGrammar.from_json_schema(schema)
+        fresh = LlamaGrammar(shared.grammar)  # no caches shared with `shared`
+        st, ref = shared.start(llm), fresh.start(llm)
+        ids = llm.tokenize(text.encode(), add_bos=False)
+        for step, tok in enumerate(ids):
+            for budget in (2, 9, GrammarState.NO_LIMIT):
+                got = st.build_mask(None, 0, budget).copy()
+                want = np.array([ref.fits(t, budget) for t in range(llm.n_vocab())], dtype=np.uint8)
+                assert np.array_equal(got, want), (step, budget, np.nonzero(got != want)[0][:5])
+            st.accept(tok)
+            ref.accept(tok)

@@ -91,6 +91,22 @@ def test_truncation_chain_matches_reference(logits, kw):
     assert_distribution(samples, ref, len(logits))
 
 
+@pytest.mark.parametrize("scale, kw", [
+    (3.0, dict(top_k=0, top_p=0.9)),    # nucleus of 85: inside the first head (128)
+    (2.5, dict(top_k=0, top_p=0.9)),    # 385: inside the second (1024)
+    (1.2, dict(top_k=0, top_p=0.9)),    # 2642: beyond both, the full list
+    (1.0, dict(top_k=300, top_p=1.0)),  # a top_k long enough for the radix select
+])
+def test_long_heads_match_reference(scale, kw):
+    """5000 logits, so that top_p's head passes and a long top_k take their other paths."""
+    rng = np.random.default_rng(77)
+    lg = (rng.standard_normal(5000) * scale).astype(np.float32)
+    kw = dict(kw, min_p=0.0, temperature=1.0)
+    ref = reference_distribution(lg, **kw)
+    samples = draws(lg, 6000, seed=9, **kw)
+    assert_distribution(samples, ref, len(lg))
+
+
 def test_negative_temperature_draws_from_full_softmax(logits):
     samples = draws(logits, 20000, seed=3, temperature=-1.0)
     assert_distribution(samples, dict(enumerate(softmax(logits).tolist())), len(logits))

@@ -7,7 +7,7 @@
 //      | temperature -> mirostat 1 or 2 (they replace the truncations) -> draw
 // Everything runs on a private copy of the logits, so the caller's row stays intact (logprobs are
 // read from it). The work is a few O(n_vocab) passes: a heap of the top_k (or of mirostat 1's top
-// 100), a radix select for longer heads (top_p's 512, a large top_k or mirostat 1's k), vectorized
+// 100, top_p's 128), a radix select for longer heads (a large top_k or mirostat 1's k), vectorized
 // exps for normalizers and for mirostat 2, which needs no candidate list at all; then sorts of
 // short lists. Only typical sampling sorts the whole vocabulary.
 // benchmarks/bench_sampler.py measures each chain on SmolLM2's logits.
@@ -273,8 +273,10 @@ double log_normalizer_row(const float * w, int32_t n, std::vector<float> & scrat
     return (double)mx + std::log(sum_row(scratch.data(), n));
 }
 
-// Candidates taken by a heap pass before a truncation that needs only the head of the list.
-constexpr int32_t kHead = 512;
+// Candidates taken before a truncation that needs only the head of the list (top_p alone): a
+// heap pass for the first, a radix select for the second (SmolLM2's nucleus at top_p 0.95 holds
+// 1 to 669 tokens over a story, most under 128).
+constexpr int32_t kHeadSmall = 128, kHeadLarge = 1024;
 
 // Draws from a row of weights e[0..n) (0 = not allowed) in id order: returns the token and its
 // probability among the allowed ones in *p, or -1 when every weight is 0.
@@ -549,17 +551,26 @@ pi_status pi_sampler_sample(pi_sampler * s, const float * logits, const uint8_t 
         *out = p.mirostat == 2 ? sample_mirostat_v2(s, w, n) : sample_mirostat_v1(s, w, n);
         return PI_OK;
     } else if (truncating && p.typical_p >= 1.0f && p.top_p < 1.0f && (top_p_done = true)) {
-        // top_p without top_k: the nucleus of real logits lies within the top kHead; check the mass
-        // against the full normalizer and use the full list only when it does not.
+        // top_p without top_k: the nucleus of real logits mostly lies within the top 128 (a heap
+        // pass), else within the top 1024 (a radix select); check the mass against the full
+        // normalizer and use the full list only when neither head holds it.
         const double log_z = log_normalizer_row(w, n, s->scratch);
-        top_k_select(w, n, std::min<int32_t>(kHead, n), cands, s->keys);
-        sort_desc(cands);
-        double cum = 0.0;
-        size_t keep = 0;
-        while (keep < cands.size() && cum < p.top_p) cum += std::exp((double)cands[keep++].logit - log_z);
-        if (cum >= p.top_p || (int32_t)cands.size() == n) {
-            cands.resize(std::max<size_t>(keep, 1));
-        } else {
+        bool found = false;
+        for (int32_t head : {kHeadSmall, kHeadLarge}) {
+            if (head >= n) head = n;
+            if (head <= 256) top_k_from(w, n, head, cands);
+            else             top_k_select(w, n, head, cands, s->keys);
+            sort_desc(cands);
+            double cum = 0.0;
+            size_t keep = 0;
+            while (keep < cands.size() && cum < p.top_p) cum += std::exp((double)cands[keep++].logit - log_z);
+            if (cum >= p.top_p || head == n) {
+                cands.resize(std::max<size_t>(keep, 1));
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
             top_p_done = false;
             cands.clear();
             for (int32_t i = 0; i < n; i++)
