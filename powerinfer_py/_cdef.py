@@ -143,6 +143,10 @@ int32_t  pi_model_n_ff(const pi_model * model);
 uint64_t pi_model_n_params(const pi_model * model);
 uint64_t pi_model_size_bytes(const pi_model * model);
 
+int32_t  pi_model_sparse_mode(const pi_model * model);
+float    pi_model_sparse_threshold(const pi_model * model);
+bool     pi_model_layer_is_sparse(const pi_model * model, int32_t il);
+
 typedef enum pi_token_attr {
     PI_TOKEN_ATTR_UNDEFINED    = 0,
     PI_TOKEN_ATTR_UNKNOWN      = 1 << 0,
@@ -229,6 +233,28 @@ typedef struct pi_timings {
 
 pi_status pi_context_timings(const pi_context * ctx, pi_timings * out);
 void      pi_context_reset_timings(pi_context * ctx);
+
+typedef struct pi_sparse_layer_stats {
+    int64_t n_tokens;
+    int64_t n_ff;
+    int64_t n_computed;
+    int64_t n_fired;
+    int64_t n_true;
+} pi_sparse_layer_stats;
+
+typedef struct pi_stage_times {
+    double t_attention_ms;
+    double t_predictor_ms;
+    double t_ffn_ms;
+    double t_other_ms;
+} pi_stage_times;
+
+pi_status pi_context_sparse_stats_config(pi_context * ctx, bool measure_truth, bool count_neurons);
+pi_status pi_context_sparse_stats(const pi_context * ctx, int32_t layer, pi_sparse_layer_stats * out);
+
+pi_status pi_context_neuron_counts(const pi_context * ctx, int32_t layer, int64_t * counts, int64_t n_ff);
+pi_status pi_context_stage_times(const pi_context * ctx, pi_stage_times * out);
+void      pi_context_reset_sparse_stats(pi_context * ctx);
 
 typedef enum pi_isa {
     PI_ISA_AUTO   = 0,

@@ -177,3 +177,32 @@ class Context(Closeable):
 
     def reset_timings(self) -> None:
         lib.pi_context_reset_timings(self._live())
+
+    # ------------------------------------------------------------------ sparse FFN statistics
+    def sparse_stats_config(self, measure_truth: bool = False, count_neurons: bool = False) -> None:
+        """What the sparse statistics measure (see pi_context_sparse_stats); resets them."""
+        check(lib.pi_context_sparse_stats_config(self._live(), bool(measure_truth), bool(count_neurons)))
+
+    def sparse_layer_stats(self, layer: int) -> dict:
+        """Raw counts of one layer: n_tokens, n_ff, n_computed, n_fired, n_true (-1: not measured)."""
+        st = ffi.new("pi_sparse_layer_stats *")
+        check(lib.pi_context_sparse_stats(self._live(), int(layer), st))
+        return {"n_tokens": st.n_tokens, "n_ff": st.n_ff, "n_computed": st.n_computed,
+                "n_fired": st.n_fired, "n_true": st.n_true}
+
+    def neuron_counts(self, layer: int) -> np.ndarray:
+        """How many tokens each neuron of layer fired for (needs count_neurons=True)."""
+        n_ff = int(lib.pi_model_n_ff(self._model.ptr))
+        out = np.zeros(n_ff, dtype=np.int64)
+        check(lib.pi_context_neuron_counts(self._live(), int(layer), ffi.cast("int64_t *", ffi.from_buffer(out)), n_ff))
+        return out
+
+    def stage_times(self) -> dict:
+        """Milliseconds spent per stage of the forward pass since the last reset."""
+        t = ffi.new("pi_stage_times *")
+        check(lib.pi_context_stage_times(self._live(), t))
+        return {"attention": t.t_attention_ms, "predictor": t.t_predictor_ms, "ffn": t.t_ffn_ms,
+                "other": t.t_other_ms}
+
+    def reset_sparse_stats(self) -> None:
+        lib.pi_context_reset_sparse_stats(self._live())

@@ -47,6 +47,17 @@ LLAMA_POOLING_TYPE_CLS = 2
 LLAMA_POOLING_TYPE_LAST = 3
 
 
+def _kv_type(type_k: Optional[int], type_v: Optional[int]) -> str:
+    """The KV cache type from llama-cpp-python's type_k / type_v (ggml type ids): F16 (1, the
+    default) or F32 (0), the same for keys and values."""
+    names = {0: "f32", 1: "f16", None: None}
+    k, v = names.get(type_k, "?"), names.get(type_v, "?")
+    if "?" in (k, v) or (k and v and k != v):
+        raise ValueError(f"type_k={type_k}, type_v={type_v}: the KV cache can be F16 (1) or F32 (0), the same "
+                         f"for keys and values")
+    return k or v or "f16"
+
+
 class LlamaState:
     """A snapshot of the KV cache and the tokens it holds (``Llama.save_state``)."""
 
@@ -127,6 +138,7 @@ class Llama(Closeable):
         # powerinfer-py's own
         sparse_mode: Optional[str] = None,
         sparse_threshold: Optional[float] = None,
+        sparse_measure_truth: bool = False,
         **kwargs,  # old names (n_parts, f16_kv, mul_mat_q, rpc_servers, device...) are ignored
     ):
         self._lock = threading.RLock()
@@ -148,7 +160,7 @@ class Llama(Closeable):
             pooling_type=pooling_type, logits_all=logits_all, embedding=embedding,
             last_n_tokens_size=last_n_tokens_size, chat_format=chat_format,
             chat_template_kwargs=chat_template_kwargs, verbose=verbose, sparse_mode=sparse_mode,
-            sparse_threshold=sparse_threshold,
+            sparse_threshold=sparse_threshold, sparse_measure_truth=sparse_measure_truth,
         )
 
         from ._model import Model
@@ -191,9 +203,11 @@ class Llama(Closeable):
             self._ctx = Context(
                 self._model, n_ctx=ctx_n, n_batch=min(int(n_batch), ctx_n),
                 n_threads=int(n_threads or 0), n_threads_batch=int(n_threads_batch or 0),
-                logits_all=logits_all, embeddings=embedding,
+                logits_all=logits_all, embeddings=embedding, kv_type=_kv_type(type_k, type_v),
             )
             self._cp = self._ctx.ptr
+            if sparse_measure_truth:
+                self._ctx.sparse_stats_config(measure_truth=True)
             self._n_ctx = int(lib.pi_context_n_ctx(self._cp))
             self._n_batch = int(lib.pi_context_n_batch(self._cp))
             self._tok_buf = ffi.new("pi_token[]", max(self._n_batch, 1))
@@ -246,6 +260,50 @@ class Llama(Closeable):
     def reset_timings(self) -> None:
         self._need_ctx()
         self._ctx.reset_timings()
+
+    def sparsity_stats(self, reset: bool = False) -> Dict[str, Any]:
+        """How sparse the FFNs ran, over the tokens evaluated since load or the last reset.
+
+        Returns {"mode", "threshold", "layers", "ffn_density", "time_ms"}. "layers" has one entry per
+        layer whose FFN runs the sparse path (ReLU models), with "tokens"; "predicted_density": the
+        share of neurons computed (predicted active; 1.0 in dense mode); "actual_density": the
+        share that fired (h != 0); "recall": fired and computed / fired; "precision": fired /
+        computed. actual_density and recall are None in predictor mode unless the Llama was made
+        with sparse_measure_truth=True (which also computes every neuron, to know). "ffn_density"
+        is predicted_density over all those layers; "time_ms" splits the engine's time into
+        attention, predictor, ffn and other (embeddings, output head). Works for every model: a
+        dense SwiGLU model has no sparse layers, only the time split."""
+        self._need_ctx()
+        with self._lock:
+            mode = {1: "dense", 2: "predictor", 3: "oracle"}.get(int(lib.pi_model_sparse_mode(self._mp)), "dense")
+            layers = []
+            computed = total = 0
+            for il in range(int(lib.pi_model_n_layer(self._mp))):
+                if not lib.pi_model_layer_is_sparse(self._mp, il):
+                    continue
+                c = self._ctx.sparse_layer_stats(il)
+                n = c["n_tokens"] * c["n_ff"]
+                known = c["n_true"] >= 0
+                layers.append({
+                    "layer": il,
+                    "tokens": c["n_tokens"],
+                    "predicted_density": c["n_computed"] / n if n else None,
+                    "actual_density": c["n_true"] / n if n and known else None,
+                    "recall": (c["n_fired"] / c["n_true"] if c["n_true"] else 1.0) if n and known else None,
+                    "precision": (c["n_fired"] / c["n_computed"] if c["n_computed"] else 1.0) if n else None,
+                })
+                computed += c["n_computed"]
+                total += n
+            out = {
+                "mode": mode,
+                "threshold": float(lib.pi_model_sparse_threshold(self._mp)),
+                "layers": layers,
+                "ffn_density": computed / total if total else None,
+                "time_ms": self._ctx.stage_times(),
+            }
+            if reset:
+                self._ctx.reset_sparse_stats()
+            return out
 
     def n_ctx(self) -> int:
         return self._n_ctx

@@ -43,6 +43,7 @@ class SparseReference(ReferenceLlama):
         self._cache = {k: v.astype(np.float64) for k, v in spec.weights.items()}
         self.arch, self.threshold = spec.arch, threshold
         self.recall: list[float] = []
+        self.layers: list[dict] = []  # per layer: the tokens' masks and firing neurons
 
     def ffn(self, il, x):
         b = f"blk.{il}."
@@ -52,12 +53,14 @@ class SparseReference(ReferenceLlama):
         if self.arch == "bamboo":
             up = np.maximum(up, 0.0)
         h = np.maximum(gate, 0.0) * up
+        fires = h != 0
+        active = np.ones_like(fires)
         if self.threshold is not None:
             score = np.maximum(x @ self.w(b + "fc1.weight").T, 0.0) @ self.w(b + "fc2.weight").T
             active = score >= self.threshold
-            fires = h != 0
             self.recall.append(float((active & fires).sum() / max(1, fires.sum())))
             h = h * active
+        self.layers.append({"active": active, "fires": fires, "gate_pos": gate > 0})
         return h @ self.w(b + "ffn_down_t.weight")
 
 
@@ -262,3 +265,112 @@ def test_llama_api_sparse_kwargs(files):
         llm.close()
     with pytest.raises(InvalidArgumentError):
         Llama(str(spec.path), verbose=False, sparse_mode="sometimes")
+
+
+# ----------------------------------------------------------------------------- batches: union, dense
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("wtype", ["F16", "Q4_0"])
+@pytest.mark.parametrize("mode,threshold", [("predictor", 0.0), ("predictor", 0.5), ("predictor", 3.0),
+                                            ("oracle", None)])
+def test_batch_equals_one_token_at_a_time(files, arch, wtype, mode, threshold):
+    """A prompt batch takes the union path (rows of the union of the tokens' active sets) or the
+    dense path (every row, masked), by the cost model; decoding one token at a time takes the
+    per-token sparse path. The three give every token the same bits (ffn_sparse.cpp)."""
+    spec = files[arch, wtype]
+    batch = engine_logits(spec.path, mode, threshold=threshold)
+    one = engine_logits(spec.path, mode, threshold=threshold, one_by_one=True)
+    assert np.array_equal(batch, one), float(np.abs(batch - one).max())
+
+
+def test_both_batch_paths_are_exercised(files):
+    """The cost model (kGatherCost = 1.25 in ffn_sparse.cpp): the union path runs when
+    |union| * 1.25 < n_ff. On the test model, thresholds 0.5 and 3.0 give unions below that bound
+    (78% and 2% of the neurons) and 0.0 above it (88-94%), so test_batch_equals_one_token_at_a_time
+    covers both paths."""
+    spec = files["llama", "F32"]
+    fractions = {}
+    for thr in (0.0, 0.5, 3.0):
+        ref = SparseReference(spec, threshold=thr)
+        ref.forward(TOKENS)
+        fractions[thr] = [float(l["active"].any(axis=0).mean()) for l in ref.layers]
+    assert max(fractions[3.0]) * 1.25 < 1.0 and max(fractions[0.5]) * 1.25 < 1.0, fractions
+    assert min(fractions[0.0]) * 1.25 >= 1.0, fractions
+
+
+# ----------------------------------------------------------------------------- statistics
+def _stats(path, mode, threshold=None, measure_truth=False, one_by_one=False):
+    """(stats dict of Llama.sparsity_stats, neuron counts per layer) after evaluating TOKENS."""
+    from powerinfer_py.llama import Llama
+
+    llm = Llama(str(path), n_ctx=64, n_batch=32, n_threads=2, verbose=False, sparse_mode=mode,
+                sparse_threshold=threshold, sparse_measure_truth=measure_truth, type_k=0, type_v=0)
+    try:
+        llm._ctx.sparse_stats_config(measure_truth=measure_truth, count_neurons=True)
+        if one_by_one:
+            for t in TOKENS:
+                llm.eval([t])
+        else:
+            llm.eval(TOKENS)
+        stats = llm.sparsity_stats()
+        counts = [llm._ctx.neuron_counts(il) for il in range(len(stats["layers"]))]
+        return stats, counts
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_stats_match_the_reference(files, arch, one_by_one):
+    """F32 weights and activations: the engine's counts are the reference's (to the odd neuron
+    whose gate lies within float rounding of 0). Predictor mode with measure_truth gives recall and
+    precision; oracle and dense modes know the truth by themselves."""
+    spec = files[arch, "F32"]
+    thr = 0.5
+    refs = {}
+    for key, t in (("predictor", thr), ("dense", None)):  # the oracle computes the dense FFN exactly
+        refs[key] = SparseReference(spec, threshold=t)
+        refs[key].forward(TOKENS)
+    n = len(TOKENS)
+    for mode, truth in (("predictor", True), ("predictor", False), ("oracle", False), ("dense", False)):
+        stats, counts = _stats(spec.path, mode, thr if mode == "predictor" else None, truth, one_by_one)
+        ref = refs["predictor" if mode == "predictor" else "dense"]
+        assert stats["mode"] == mode and len(stats["layers"]) == spec.n_layer
+        for il, (st, r) in enumerate(zip(stats["layers"], ref.layers)):
+            active, fires = r["active"], r["fires"]
+            assert st["tokens"] == n
+            # the oracle computes the neurons whose gate is positive (bamboo's ReLU(up) zeroes more)
+            want_pred = active.mean() if mode == "predictor" else r["gate_pos"].mean() if mode == "oracle" else 1.0
+            assert st["predicted_density"] == pytest.approx(want_pred, abs=2e-3), (mode, il)
+            if mode == "predictor" and not truth:
+                assert st["actual_density"] is None and st["recall"] is None
+                want_counts = (active & fires).sum(axis=0)  # fired among the computed
+            else:
+                assert st["actual_density"] == pytest.approx(fires.mean(), abs=2e-3), (mode, il)
+                want_recall = (active & fires).sum() / fires.sum() if mode == "predictor" else 1.0
+                assert st["recall"] == pytest.approx(want_recall, abs=5e-3), (mode, il)
+                want_counts = fires.sum(axis=0)
+            if mode == "predictor":
+                assert st["precision"] == pytest.approx((active & fires).sum() / active.sum(), abs=5e-3)
+            assert np.abs(counts[il] - want_counts).sum() <= max(2, 0.002 * want_counts.sum()), (mode, il)
+        t = stats["time_ms"]
+        assert all(v >= 0 for v in t.values()) and t["attention"] > 0 and t["ffn"] > 0
+        assert (t["predictor"] > 0) == (mode == "predictor")
+    assert stats["ffn_density"] == 1.0  # dense mode computed every neuron
+
+
+def test_stats_of_a_dense_model_and_bad_calls(tmp_path):
+    from powerinfer_py.llama import Llama
+    from tiny_llama import write_tiny_llama
+
+    llm = Llama(str(write_tiny_llama(tmp_path / "tiny.gguf")), n_ctx=32, verbose=False)
+    try:
+        llm.eval([1, 2, 3])
+        st = llm.sparsity_stats(reset=True)
+        assert st["layers"] == [] and st["ffn_density"] is None and st["time_ms"]["attention"] > 0
+        assert llm.sparsity_stats()["time_ms"]["attention"] == 0.0  # reset
+        with pytest.raises(InvalidArgumentError, match="neuron counting is off"):
+            llm._ctx.neuron_counts(0)
+        with pytest.raises(InvalidArgumentError, match="out of range"):
+            llm._ctx.sparse_layer_stats(99)
+    finally:
+        llm.close()

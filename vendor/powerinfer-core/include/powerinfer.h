@@ -200,6 +200,11 @@ PI_API int32_t  pi_model_n_head_kv(const pi_model * model);
 PI_API int32_t  pi_model_n_ff(const pi_model * model);
 PI_API uint64_t pi_model_n_params(const pi_model * model);
 PI_API uint64_t pi_model_size_bytes(const pi_model * model);
+/* The sparse FFN as loaded: the mode (never PI_SPARSE_AUTO; PI_SPARSE_DENSE for a vocab-only
+ * model), the predictor threshold, and whether layer il's FFN runs the sparse path (ReLU). */
+PI_API int32_t  pi_model_sparse_mode(const pi_model * model);
+PI_API float    pi_model_sparse_threshold(const pi_model * model);
+PI_API bool     pi_model_layer_is_sparse(const pi_model * model, int32_t il);
 
 /* ---------------------------------------------------------------------------------------------
  * Vocabulary
@@ -306,6 +311,39 @@ typedef struct pi_timings {
 
 PI_API pi_status pi_context_timings(const pi_context * ctx, pi_timings * out);
 PI_API void      pi_context_reset_timings(pi_context * ctx);
+
+/* Sparse FFN statistics of a context (ReLU models: layers whose FFN runs the sparse path), summed
+ * over the tokens evaluated since the last reset. A neuron "fires" for a token when its hidden
+ * value h is not 0. Per layer:
+ *   predicted density = n_computed / (n_tokens * n_ff)   actual density = n_true / (n_tokens * n_ff)
+ *   recall = n_fired / n_true                           precision = n_fired / n_computed
+ * n_true is known in dense and oracle modes, for layers without predictors, and in predictor mode
+ * when measure_truth is on (the gate and up projections are then also computed densely, which
+ * costs what a dense FFN costs); else it is -1. */
+typedef struct pi_sparse_layer_stats {
+    int64_t n_tokens;    /* tokens whose FFN ran in this layer's sparse path                  */
+    int64_t n_ff;        /* neurons in the layer                                              */
+    int64_t n_computed;  /* summed over those tokens: neurons computed (predicted active)     */
+    int64_t n_fired;     /* ... computed neurons that fired                                   */
+    int64_t n_true;      /* ... neurons that fired among all n_ff; -1 when not measured       */
+} pi_sparse_layer_stats;
+
+/* Time of the forward passes since the last reset, by stage (every model). */
+typedef struct pi_stage_times {
+    double t_attention_ms;  /* norms, Q/K/V/O projections, RoPE, attention          */
+    double t_predictor_ms;  /* fc1, fc2 and the active-set gathers                   */
+    double t_ffn_ms;        /* the rest of the FFN (dense or sparse)                 */
+    double t_other_ms;      /* embeddings, RoPE tables, output head                  */
+} pi_stage_times;
+
+/* Sets what the statistics measure and resets them. count_neurons keeps, per layer, how often each
+ * neuron fired (all neurons when n_true is known, else among the computed ones). */
+PI_API pi_status pi_context_sparse_stats_config(pi_context * ctx, bool measure_truth, bool count_neurons);
+PI_API pi_status pi_context_sparse_stats(const pi_context * ctx, int32_t layer, pi_sparse_layer_stats * out);
+/* counts[i] (n_ff of them) = how many tokens neuron i of layer fired for; needs count_neurons. */
+PI_API pi_status pi_context_neuron_counts(const pi_context * ctx, int32_t layer, int64_t * counts, int64_t n_ff);
+PI_API pi_status pi_context_stage_times(const pi_context * ctx, pi_stage_times * out);
+PI_API void      pi_context_reset_sparse_stats(pi_context * ctx);
 
 /* ---------------------------------------------------------------------------------------------
  * Low-level kernels, exposed for tests and tools

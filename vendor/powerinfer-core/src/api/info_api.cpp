@@ -112,6 +112,13 @@ int64_t pi_struct_layout(const char * name) {
         PI_FIELD(pi_sampler_params, frequency_penalty), PI_FIELD(pi_sampler_params, presence_penalty),
         PI_FIELD(pi_sampler_params, mirostat), PI_FIELD(pi_sampler_params, mirostat_tau),
         PI_FIELD(pi_sampler_params, mirostat_eta), PI_FIELD(pi_sampler_params, seed),
+        PI_SIZE(pi_sparse_layer_stats),
+        PI_FIELD(pi_sparse_layer_stats, n_tokens), PI_FIELD(pi_sparse_layer_stats, n_ff),
+        PI_FIELD(pi_sparse_layer_stats, n_computed), PI_FIELD(pi_sparse_layer_stats, n_fired),
+        PI_FIELD(pi_sparse_layer_stats, n_true),
+        PI_SIZE(pi_stage_times),
+        PI_FIELD(pi_stage_times, t_attention_ms), PI_FIELD(pi_stage_times, t_predictor_ms),
+        PI_FIELD(pi_stage_times, t_ffn_ms), PI_FIELD(pi_stage_times, t_other_ms),
     };
 #undef PI_SIZE
 #undef PI_FIELD

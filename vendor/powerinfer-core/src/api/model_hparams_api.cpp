@@ -66,4 +66,17 @@ uint64_t pi_model_size_bytes(const pi_model * m) {
     return n;
 }
 
+int32_t pi_model_sparse_mode(const pi_model * m) {
+    return m && m->llm ? m->llm->sparse_mode : PI_SPARSE_DENSE;
+}
+
+float pi_model_sparse_threshold(const pi_model * m) {
+    return m && m->llm ? m->llm->sparse_threshold : 0.0f;
+}
+
+bool pi_model_layer_is_sparse(const pi_model * m, int32_t il) {
+    if (!m || !m->llm || il < 0 || il >= static_cast<int32_t>(m->llm->layers.size())) return false;
+    return m->llm->ffn_is_sparse(m->llm->layers[il]);
+}
+
 }  // extern "C"

@@ -37,6 +37,12 @@ void matvec_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void *
 void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
             int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1);
 
+// Batched over a subset of rows: Y[b * ldy + k] = dot(row rows[k] of W, x_b) for b in [0, n_b), k in
+// [k0, k1) (the sparse FFN of a prompt batch: the union of the tokens' active neurons). Each
+// product has the bits matvec_rows gives it for that activation alone.
+void matmul_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
+                 int64_t n_b, int64_t n_cols, const int32_t * rows, int64_t k0, int64_t k1, float * Y, int64_t ldy);
+
 // dst[0..n) = the values of a row of type (n a multiple of the block size).
 void dequantize(int32_t type, const void * src, float * dst, int64_t n);
 // Quantizes n floats into type (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K, ...);

@@ -38,11 +38,16 @@ void matvec_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void *
     for (int64_t k = 0; k < n_rows; k++) y[k] = dot(n_cols, w + (size_t)rows[k] * w_row_bytes, xq);
 }
 
-// Activations are taken in chunks small enough to stay in L2 (64 x a few KB) while every weight row
-// of [r0, r1) is read once per chunk; within a chunk, a row sits in L1 while the batched kernel runs
-// it against up to batch_max (4 or 8) activations at a time.
-void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
-            int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1) {
+namespace {
+
+// The products of weight rows row(k), k in [k0, k1), with n_b activations: Y[b * ldy + k] for
+// matmul (row(k) = k) and matmul_rows (row(k) = rows[k]). Activations are taken in chunks small
+// enough to stay in L2 (64 x a few KB) while every weight row is read once per chunk; within a
+// chunk, a row sits in L1 while the batched kernel runs it against up to batch_max (4 or 8)
+// activations at a time.
+template <class RowOf>
+void products(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride, int64_t n_b,
+              int64_t n_cols, float * Y, int64_t ldy, int64_t k0, int64_t k1, RowOf row_of) {
     const dot_table &      t     = dot_table_current();
     const vec_dot_fn       dot   = dot_for(t, wtype);
     if (!dot) return;
@@ -53,18 +58,31 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
     const int64_t          chunk = 64;
     for (int64_t b0 = 0; b0 < n_b; b0 += chunk) {
         const int64_t b1 = std::min(n_b, b0 + chunk);
-        for (int64_t r = r0; r < r1; r++) {
-            const char * wr = w + (size_t)r * w_row_bytes;
+        for (int64_t k = k0; k < k1; k++) {
+            const char * wr = w + (size_t)row_of(k) * w_row_bytes;
             int64_t      b  = b0;
             if (batch) {
                 for (; b < b1; b += bmax) {
                     const int nb = (int)std::min<int64_t>(bmax, b1 - b);
-                    batch(n_cols, wr, x + (size_t)b * xq_stride, xq_stride, nb, Y + b * ldy + r, ldy);
+                    batch(n_cols, wr, x + (size_t)b * xq_stride, xq_stride, nb, Y + b * ldy + k, ldy);
                 }
             }
-            for (; b < b1; b++) Y[b * ldy + r] = dot(n_cols, wr, x + (size_t)b * xq_stride);
+            for (; b < b1; b++) Y[b * ldy + k] = dot(n_cols, wr, x + (size_t)b * xq_stride);
         }
     }
+}
+
+}  // namespace
+
+void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
+            int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1) {
+    products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, r0, r1, [](int64_t k) { return k; });
+}
+
+void matmul_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
+                 int64_t n_b, int64_t n_cols, const int32_t * rows, int64_t k0, int64_t k1, float * Y, int64_t ldy) {
+    products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, k0, k1,
+             [rows](int64_t k) { return (int64_t)rows[k]; });
 }
 
 }  // namespace pi

@@ -61,6 +61,9 @@ pi_status context_alloc(pi_context * ctx) {
                             act_bytes(L.wv.type, hp.n_embd), act_bytes(L.wo.type, hp.n_embd_q()),
                             act_bytes(L.w_gate.type, hp.n_embd), act_bytes(L.w_up.type, hp.n_embd),
                             act_bytes(L.w_down.type, hp.n_ff)});
+        if (L.fc1.data) {  // the predictor of a prompt batch runs on these slots too
+            max_row = std::max({max_row, act_bytes(L.fc1.type, hp.n_embd), act_bytes(L.fc2.type, L.fc2.n_cols)});
+        }
     }
     max_row = (max_row + 63) & ~static_cast<size_t>(63);
     b.act_row_max = max_row;
@@ -78,16 +81,20 @@ pi_status context_alloc(pi_context * ctx) {
         }
         sp_row = (sp_row + 63) & ~static_cast<size_t>(63);
         b.sp_act_row = sp_row;
-        const bool sok = b.sp_scores.alloc(FF) && b.sp_pred.alloc(m.pred_hidden_max > 0 ? m.pred_hidden_max : 1) &&
+        const bool sok = b.sp_scores.alloc(NB * FF) &&
+                         b.sp_pred.alloc(NB * (m.pred_hidden_max > 0 ? m.pred_hidden_max : 1)) &&
                          b.sp_h.alloc(FF) && b.sp_g.alloc(FF) && b.sp_hfull.alloc(FF);
         if (!sok) return fail(PI_ERR_OUT_OF_MEMORY, "out of memory for the sparse FFN scratch");
         b.sp_ids.assign(FF, 0);
+        b.sp_union.assign(FF, 0);
+        b.sp_count.assign(2 * NB, 0);
         b.sp_all.resize(FF);
         for (int64_t i = 0; i < FF; i++) b.sp_all[i] = static_cast<int32_t>(i);
         b.sp_act.assign(4 * sp_row + 64, 0);
     }
 
     ctx->pool.reset(new thread_pool(pool_size));
+    ctx->stats.reset(hp.n_layer, hp.n_ff);
     return PI_OK;
 }
 

@@ -6,6 +6,7 @@
 #include "model/model.h"
 #include "powerinfer.h"
 #include "run/kv_cache.h"
+#include "run/sparse_stats.h"
 #include "run/threadpool.h"
 
 #include <cstdint>
@@ -54,12 +55,14 @@ struct forward_buffers {
     size_t act_row_max = 0;
 
     // The sparse FFN of one token (run/ffn_sparse.cpp); allocated only for ReLU / sparse models.
-    fbuf sp_scores;               // [n_ff]   predictor scores, or the oracle's gate
-    fbuf sp_pred;                 // [H_max]  predictor hidden ReLU(fc1 · x)
+    fbuf sp_scores;               // [n_batch][n_ff]   predictor scores, or the oracle's gate
+    fbuf sp_pred;                 // [n_batch][H_max]  predictor hidden ReLU(fc1 · x)
     fbuf sp_h;                    // [n_ff]   h of the active neurons (compact)
     fbuf sp_g;                    // [n_ff]   gate of the active neurons (compact)
     fbuf sp_hfull;                // [n_ff]   h scattered to neuron order (dense-layout ffn_down)
-    std::vector<int32_t> sp_ids;  // [n_ff]   active neuron ids
+    std::vector<int32_t> sp_ids;  // [n_ff]   active neuron ids (a batch: their union)
+    std::vector<uint8_t> sp_union;  // [n_ff] a batch: whether some token keeps neuron i
+    std::vector<int64_t> sp_count;  // [2 n_batch] a batch: per-token counts for the statistics
     std::vector<int32_t> sp_all;  // [n_ff]   0 .. n_ff - 1 (every neuron)
     std::vector<uint8_t> sp_act;  // 4 prepared activations (up, gate, predictor, down), sp_act_row each
     size_t sp_act_row = 0;
@@ -85,6 +88,7 @@ struct pi_context {
     int32_t                          n_outputs = 0;
 
     pi_timings                       timings{};
+    pi::sparse_stats                 stats;  // reset with the context's shape in context_alloc
 };
 
 namespace pi {

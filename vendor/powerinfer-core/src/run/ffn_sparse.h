@@ -12,8 +12,10 @@
 //   oracle     the gate Wgate·xn densely; active = {i : gate_i > 0}, exactly the neurons whose
 //              ReLU fires (bamboo's ReLU(up) zeroes more, which the down kernel skips as h = 0);
 //              then the same sparse path.
-// Batches: dense mode runs the batched products; predictor and oracle run the per-token sparse
-// path once per token of the batch (the union of active sets and a cost model come later).
+// Batches (ffn_sparse.cpp): the rows of the union of the tokens' active sets, read once for the
+// batch, or every row, whichever the cost model prefers; each token's result is the same bits
+// either way, and the same as evaluating it alone.
+// Statistics (ctx->stats, run/sparse_stats.h) are counted on every path.
 #pragma once
 
 #include "model/llm.h"
@@ -23,7 +25,8 @@
 
 namespace pi {
 
-// x[t] += FFN(x[t]) for the n_tok rows of ctx->buf.x, on nth threads of the context's pool.
-void ffn_sparse(pi_context * ctx, const llm_layer & L, int32_t n_tok, int nth);
+// x[t] += FFN(x[t]) for the n_tok rows of ctx->buf.x (layer il), on nth threads of the context's
+// pool. Returns the milliseconds spent in the predictor (part of the FFN's time).
+double ffn_sparse(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, int nth);
 
 }  // namespace pi

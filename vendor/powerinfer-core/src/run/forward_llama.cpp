@@ -66,6 +66,8 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
     float * g   = b.gate.data();
     float * u   = b.up.data();
     act_set acts;
+    sparse_stats & st = ctx->stats;
+    stage_clock clock;  // stage times (pi_context_stage_times)
 
     // Token embeddings: row `token` of token_embd.
     for_each_token(pool, nth, n_tok, [&](int64_t t) {
@@ -77,6 +79,8 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
     std::vector<int32_t> pos(n_tok);
     for (int32_t t = 0; t < n_tok; t++) pos[t] = pos0 + t;
     rope_table(m, pos.data(), n_tok, b.rope_cos.data(), b.rope_sin.data());
+
+    st.t_other_ms += clock.lap();
 
     for (int il = 0; il < hp.n_layer; il++) {
         const llm_layer & L = m.layers[il];
@@ -111,10 +115,13 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         proj wo;
         wo.w = &L.wo; wo.acts = &acts; wo.y = tmp; wo.ldy = E; wo.residual = x;
         project(pool, nth, &wo, 1, n_tok);
+        st.t_attention_ms += clock.lap();
 
         // --- feed-forward (SwiGLU; ReLU models and sparse layouts in ffn_sparse.cpp) ------------
         if (m.ffn_is_sparse(L)) {
-            ffn_sparse(ctx, L, n_tok, nth);
+            const double t_pred = ffn_sparse(ctx, L, il, n_tok, nth);
+            st.t_predictor_ms += t_pred;
+            st.t_ffn_ms += clock.lap() - t_pred;
             continue;
         }
         const llm_weight * gu_w[2] = {&L.w_gate, &L.w_up};
@@ -131,6 +138,7 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         proj down;
         down.w = &L.w_down; down.acts = &acts; down.y = tmp; down.ldy = E; down.residual = x;
         project(pool, nth, &down, 1, n_tok);
+        st.t_ffn_ms += clock.lap();
     }
 
     // --- output head, only for the rows asked for ---------------------------------------------
@@ -145,6 +153,7 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
     proj head;
     head.w = &m.output; head.acts = &acts; head.y = ctx->logits.data(); head.ldy = hp.n_vocab;
     project(pool, nth, &head, 1, n_out);
+    st.t_other_ms += clock.lap();
 }
 
 }  // namespace pi

@@ -1,0 +1,69 @@
+// sparse_stats.h - what a context counts about its sparse FFN layers (pi_context_sparse_stats in
+// powerinfer.h gives the definitions) and the time of each stage of the forward pass.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace pi {
+
+struct sparse_layer_counts {
+    int64_t n_tokens    = 0;
+    int64_t n_computed  = 0;
+    int64_t n_fired     = 0;
+    int64_t n_true      = 0;
+    bool    truth_known = true;  // false once a token was counted without n_true
+};
+
+struct sparse_stats {
+    bool measure_truth = false;  // predictor mode: also compute gate and up densely
+    bool count_neurons = false;
+    std::vector<sparse_layer_counts> layers;  // n_layer
+    std::vector<int64_t>             neurons; // n_layer * n_ff when count_neurons
+    int64_t                          n_ff = 0;
+    double t_attention_ms = 0, t_predictor_ms = 0, t_ffn_ms = 0, t_other_ms = 0;
+
+    void reset(int32_t n_layer, int64_t n_ff_) {
+        n_ff = n_ff_;
+        layers.assign(n_layer, sparse_layer_counts{});
+        neurons.assign(count_neurons ? (size_t)n_layer * n_ff : 0, 0);
+        t_attention_ms = t_predictor_ms = t_ffn_ms = t_other_ms = 0;
+    }
+
+    // One token of layer il: `computed` neurons computed, `fired` of them fired, `n_true` fired
+    // among all (-1: not known).
+    void add(int il, int64_t computed, int64_t fired, int64_t n_true_) {
+        sparse_layer_counts & c = layers[il];
+        c.n_tokens++;
+        c.n_computed += computed;
+        c.n_fired += fired;
+        if (n_true_ < 0) c.truth_known = false;
+        else c.n_true += n_true_;
+    }
+
+    // Neuron counts of layer il from a compact list (ids[k], h[k]) or a full row h[0..n_ff).
+    void count_list(int il, const int32_t * ids, const float * h, int64_t n) {
+        if (!count_neurons) return;
+        int64_t * c = neurons.data() + (size_t)il * n_ff;
+        for (int64_t k = 0; k < n; k++) c[ids[k]] += h[k] != 0.0f;
+    }
+    void count_row(int il, const float * h) {
+        if (!count_neurons) return;
+        int64_t * c = neurons.data() + (size_t)il * n_ff;
+        for (int64_t i = 0; i < n_ff; i++) c[i] += h[i] != 0.0f;
+    }
+};
+
+// Milliseconds since the last call: stage timing inside the forward pass.
+struct stage_clock {
+    std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+    double lap() {
+        const auto now = std::chrono::steady_clock::now();
+        const double ms = std::chrono::duration<double, std::milli>(now - t).count();
+        t = now;
+        return ms;
+    }
+};
+
+}  // namespace pi
