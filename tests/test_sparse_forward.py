@@ -8,9 +8,9 @@ Tolerances:
   batched (matmul) against the per-row (matvec_rows) products: atol 1e-4 * max |logit|.
 - Engine against the float64 numpy reference (SparseReference below, computing with the exact
   values the file holds): F32 weights and an F32 KV cache leave only f32 rounding, atol 1e-4 *
-  max |logit| (as tests/test_forward.py); F16 weights dot f16-rounded activations, Q4_0 weights
-  Q8_0-rounded ones, so there the bound is the activation rounding through two layers: 2e-2 (F16)
-  and 6e-2 (Q4_0) times max |logit|.
+  max |logit| (as tests/test_forward.py); F16 weights dot f16-rounded activations, the quantized
+  types 8-bit ones, so there the bound is the activation rounding through two layers: 2e-2 (F16)
+  and 6e-2 (Q4_0, Q8_0, Q4_K) times max |logit|.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class SparseReference(ReferenceLlama):
         self.head_dim = self.n_rot = spec.n_embd // spec.n_head
         self.eps, self.rope_base, self.freq_scale = 1e-5, 10000.0, 1.0
         self.tensors = spec.weights
+        self.types = spec.types
         self._cache = {k: v.astype(np.float64) for k, v in spec.weights.items()}
         self.arch, self.threshold = spec.arch, threshold
         self.recall: list[float] = []
@@ -56,7 +57,10 @@ class SparseReference(ReferenceLlama):
         fires = h != 0
         active = np.ones_like(fires)
         if self.threshold is not None:
-            score = np.maximum(x @ self.w(b + "fc1.weight").T, 0.0) @ self.w(b + "fc2.weight").T
+            # the engine rounds the predictor's inputs to f16 for F16 weights (as ggml does)
+            rnd = (lambda a: a.astype(np.float16).astype(np.float64)) if self.types[b + "fc1.weight"] == "F16" \
+                else (lambda a: a)
+            score = rnd(np.maximum(rnd(x) @ self.w(b + "fc1.weight").T, 0.0)) @ self.w(b + "fc2.weight").T
             active = score >= self.threshold
             self.recall.append(float((active & fires).sum() / max(1, fires.sum())))
             h = h * active
@@ -83,9 +87,11 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("sparse_fwd")
     out = {}
     for arch in ARCHS:
-        for wtype in ("F32", "F16", "Q4_0"):
+        for wtype in ("F32", "F16", "Q4_0", "Q8_0", "Q4_K"):
+            # the K-quants' blocks of 256 need rows of 256
+            n_embd = 256 if wtype == "Q4_K" else 64
             out[arch, wtype] = write_sparse_gguf(d / f"{arch}-{wtype}.powerinfer.gguf", arch=arch, wtype=wtype,
-                                                 seed=3)
+                                                 n_embd=n_embd, seed=3)
     return out
 
 
@@ -95,7 +101,7 @@ def close(got, want, rel):
 
 # ----------------------------------------------------------------------------- (c) dense mode vs numpy
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("wtype,rel", [("F32", 1e-4), ("F16", 2e-2), ("Q4_0", 6e-2)])
+@pytest.mark.parametrize("wtype,rel", [("F32", 1e-4), ("F16", 2e-2), ("Q4_0", 6e-2), ("Q8_0", 6e-2), ("Q4_K", 6e-2)])
 def test_dense_mode_matches_reference(files, arch, wtype, rel):
     spec = files[arch, wtype]
     want = SparseReference(spec).forward(TOKENS)
@@ -108,7 +114,7 @@ def test_dense_mode_matches_reference(files, arch, wtype, rel):
 
 # ----------------------------------------------------------------------------- (a) all-active predictor
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("wtype", ["F16", "Q4_0"])
+@pytest.mark.parametrize("wtype", ["F16", "Q4_0", "Q8_0", "Q4_K"])
 def test_predictor_all_active_equals_dense(files, arch, wtype):
     path = files[arch, wtype].path
     dense = engine_logits(path, "dense")
@@ -118,7 +124,7 @@ def test_predictor_all_active_equals_dense(files, arch, wtype):
 
 # ----------------------------------------------------------------------------- (b) oracle
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("wtype", ["F32", "F16", "Q4_0"])
+@pytest.mark.parametrize("wtype", ["F32", "F16", "Q4_0", "Q8_0", "Q4_K"])
 def test_oracle_equals_dense(files, arch, wtype):
     path = files[arch, wtype].path
     close(engine_logits(path, "oracle"), engine_logits(path, "dense"), 1e-4)
@@ -269,7 +275,7 @@ def test_llama_api_sparse_kwargs(files):
 
 # ----------------------------------------------------------------------------- batches: union, dense
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("wtype", ["F16", "Q4_0"])
+@pytest.mark.parametrize("wtype", ["F16", "Q4_0", "Q8_0", "Q4_K"])
 @pytest.mark.parametrize("mode,threshold", [("predictor", 0.0), ("predictor", 0.5), ("predictor", 3.0),
                                             ("oracle", None)])
 def test_batch_equals_one_token_at_a_time(files, arch, wtype, mode, threshold):

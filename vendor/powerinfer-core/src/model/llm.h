@@ -11,6 +11,10 @@
 // silu by ReLU (llm_ffn_act) and may store Wdown transposed (w_down_t) with per-layer predictors.
 // and the head is logits = Wout · rms(x_last), Wout tied to the token embeddings when the file has
 // no output.weight.
+//
+// Falcon (ReluFalcon in PowerInfer's files, run/forward_falcon.cpp) is the other block shape: LayerNorm
+// with bias, one fused Q/K/V matrix, NeoX RoPE, and attention and FFN side by side on the same input:
+//     out = x + Wo · attn(ln(x)) + Wdown · ReLU(Wup · ln2(x))     (ln2 = ln without attn_norm_2)
 #pragma once
 
 #include "powerinfer.h"
@@ -28,6 +32,11 @@ enum rope_scaling_type : int32_t {
     ROPE_SCALING_YARN   = 2,  // YaRN: interpolate low frequencies, extrapolate high ones
 };
 
+enum llm_arch : int32_t {
+    LLM_ARCH_LLAMA  = 0,  // llama, mistral, bamboo
+    LLM_ARCH_FALCON = 1,
+};
+
 struct llm_hparams {
     int32_t n_vocab      = 0;  // rows of token_embd
     int32_t n_ctx_train  = 0;  // <arch>.context_length
@@ -38,7 +47,8 @@ struct llm_hparams {
     int32_t n_head_kv    = 0;  // <arch>.attention.head_count_kv (= n_head without GQA)
     int32_t head_dim     = 0;  // <arch>.attention.key_length, else n_embd / n_head
     int32_t n_rot        = 0;  // <arch>.rope.dimension_count, else head_dim
-    float   rms_eps      = 1e-5f;   // <arch>.attention.layer_norm_rms_epsilon
+    float   rms_eps      = 1e-5f;   // <arch>.attention.layer_norm_rms_epsilon (LayerNorm's epsilon for falcon)
+    bool    rope_neox    = false;   // rotate (x[i], x[i + n_rot/2]) pairs (falcon), not (x[2i], x[2i+1])
     float   rope_base    = 10000.0f;  // <arch>.rope.freq_base
 
     // RoPE scaling (<arch>.rope.scaling.*). freq_scale = 1 / factor.
@@ -67,7 +77,12 @@ struct llm_weight {
 
 struct llm_layer {
     const float * attn_norm = nullptr;  // [n_embd] f32
-    llm_weight    wq;                   // [n_embd] -> [n_head * head_dim]
+    const float * attn_norm_b = nullptr;   // falcon: LayerNorm bias [n_embd]
+    const float * attn_norm_2 = nullptr;   // falcon (40B): the FFN's own LayerNorm, or null
+    const float * attn_norm_2_b = nullptr;
+    const float * ffn_up_b = nullptr;   // falcon: optional up bias [n_ff]
+    llm_weight    wq;                   // [n_embd] -> [n_head * head_dim]  (falcon: wq, wk, wv are
+                                        //  the three row ranges of the fused attn_qkv, [Q | K | V])
     llm_weight    wk;                   // [n_embd] -> [n_head_kv * head_dim]
     llm_weight    wv;                   // [n_embd] -> [n_head_kv * head_dim]
     llm_weight    wo;                   // [n_head * head_dim] -> [n_embd]
@@ -88,13 +103,16 @@ enum llm_ffn_act : int32_t {
     LLM_FFN_SILU         = 0,  // silu(gate) * up          (llama, mistral)
     LLM_FFN_RELU_GATE_UP = 1,  // ReLU(gate) * up          (ReluLLaMA, ProSparse: llama in PowerInfer files)
     LLM_FFN_RELU_BOTH    = 2,  // ReLU(gate) * ReLU(up)    (bamboo, "dReLU")
+    LLM_FFN_RELU_UP      = 3,  // ReLU(up + b), no gate      (falcon in PowerInfer's files)
 };
 
 struct llm_model {
     std::string            arch;        // general.architecture
+    llm_arch               arch_kind = LLM_ARCH_LLAMA;
     llm_hparams            hp;
     llm_weight             tok_embd;    // n_vocab rows of n_embd: a token's row is its embedding
     const float *          output_norm = nullptr;  // [n_embd] f32
+    const float *          output_norm_b = nullptr; // falcon: LayerNorm bias
     llm_weight             output;      // [n_embd] -> [n_vocab]; == tok_embd when tied
     bool                   tied_output = false;
     const float *          rope_freqs  = nullptr;  // [n_rot / 2] frequency divisors (Llama 3.1), or null

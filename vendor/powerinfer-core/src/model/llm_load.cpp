@@ -18,6 +18,7 @@ namespace pi {
 namespace {
 
 bool is_llama_family(const std::string & arch) { return arch == "llama" || arch == "mistral" || arch == "bamboo"; }
+bool is_supported(const std::string & arch) { return is_llama_family(arch) || arch == "falcon"; }
 
 // Reads <arch>.<key> as an integer; required keys fail with the full key named.
 pi_status read_i32(const gguf_file & f, const std::string & arch, const char * key, bool required,
@@ -50,7 +51,10 @@ pi_status read_hparams(const gguf_file & f, const std::string & arch, llm_hparam
     PI_TRY(read_i32(f, arch, "attention.head_count", true, &hp->n_head));
     hp->n_head_kv = hp->n_head;
     PI_TRY(read_i32(f, arch, "attention.head_count_kv", false, &hp->n_head_kv));
-    PI_TRY(read_f32(f, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps));
+    // falcon normalises with LayerNorm, whose epsilon has its own key
+    PI_TRY(read_f32(f, arch, arch == "falcon" ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon",
+                    &hp->rms_eps));
+    hp->rope_neox = arch == "falcon";
     PI_TRY(read_f32(f, arch, "rope.freq_base", &hp->rope_base));
 
     const char * p = f.path.c_str();
@@ -254,19 +258,39 @@ pi_status bind_weights(const gguf_file & f, llm_model * m) {
         m->rope_freqs = reinterpret_cast<const float *>(rf->data);
     }
 
+    const bool falcon = m->arch_kind == LLM_ARCH_FALCON;
+    if (falcon) PI_TRY(bind_vector(f, "output_norm.bias", hp.n_embd, &m->output_norm_b));
     const int64_t nq = hp.n_embd_q(), nkv = hp.n_embd_kv();
     m->layers.resize(hp.n_layer);
     for (int il = 0; il < hp.n_layer; il++) {
         llm_layer & L = m->layers[il];
         const std::string b = "blk." + std::to_string(il) + ".";
         PI_TRY(bind_vector(f, b + "attn_norm.weight", hp.n_embd, &L.attn_norm));
-        PI_TRY(bind_matrix(f, b + "attn_q.weight", hp.n_embd, nq, true, &L.wq));
-        PI_TRY(bind_matrix(f, b + "attn_k.weight", hp.n_embd, nkv, true, &L.wk));
-        PI_TRY(bind_matrix(f, b + "attn_v.weight", hp.n_embd, nkv, true, &L.wv));
-        PI_TRY(bind_matrix(f, b + "attn_output.weight", nq, hp.n_embd, true, &L.wo));
-        PI_TRY(bind_vector(f, b + "ffn_norm.weight", hp.n_embd, &L.ffn_norm));
-        PI_TRY(bind_matrix(f, b + "ffn_gate.weight", hp.n_embd, hp.n_ff, true, &L.w_gate));
-        PI_TRY(bind_matrix(f, b + "ffn_up.weight", hp.n_embd, hp.n_ff, true, &L.w_up));
+        if (falcon) {
+            PI_TRY(bind_vector(f, b + "attn_norm.bias", hp.n_embd, &L.attn_norm_b));
+            if (f.find_tensor(b + "attn_norm_2.weight")) {  // Falcon-40B: the FFN has its own norm
+                PI_TRY(bind_vector(f, b + "attn_norm_2.weight", hp.n_embd, &L.attn_norm_2));
+                PI_TRY(bind_vector(f, b + "attn_norm_2.bias", hp.n_embd, &L.attn_norm_2_b));
+            }
+            llm_weight qkv;
+            PI_TRY(bind_matrix(f, b + "attn_qkv.weight", hp.n_embd, nq + 2 * nkv, true, &qkv));
+            L.wq = L.wk = L.wv = qkv;  // views of the fused rows: [Q | K | V]
+            L.wq.n_rows = nq;
+            L.wk.n_rows = L.wv.n_rows = nkv;
+            L.wk.data += static_cast<size_t>(nq) * qkv.row_bytes;
+            L.wv.data += static_cast<size_t>(nq + nkv) * qkv.row_bytes;
+            PI_TRY(bind_matrix(f, b + "attn_output.weight", nq, hp.n_embd, true, &L.wo));
+            PI_TRY(bind_matrix(f, b + "ffn_up.weight", hp.n_embd, hp.n_ff, true, &L.w_up));
+            if (f.find_tensor(b + "ffn_up.bias")) PI_TRY(bind_vector(f, b + "ffn_up.bias", hp.n_ff, &L.ffn_up_b));
+        } else {
+            PI_TRY(bind_matrix(f, b + "attn_q.weight", hp.n_embd, nq, true, &L.wq));
+            PI_TRY(bind_matrix(f, b + "attn_k.weight", hp.n_embd, nkv, true, &L.wk));
+            PI_TRY(bind_matrix(f, b + "attn_v.weight", hp.n_embd, nkv, true, &L.wv));
+            PI_TRY(bind_matrix(f, b + "attn_output.weight", nq, hp.n_embd, true, &L.wo));
+            PI_TRY(bind_vector(f, b + "ffn_norm.weight", hp.n_embd, &L.ffn_norm));
+            PI_TRY(bind_matrix(f, b + "ffn_gate.weight", hp.n_embd, hp.n_ff, true, &L.w_gate));
+            PI_TRY(bind_matrix(f, b + "ffn_up.weight", hp.n_embd, hp.n_ff, true, &L.w_up));
+        }
         PI_TRY(bind_sparse_ffn(f, b, hp, &L));
         if (L.w_down_t.data) m->has_down_t = true;
         if (L.fc1.data) {
@@ -283,7 +307,14 @@ pi_status resolve_sparse(const gguf_file & f, const pi_model_params & params, ll
     // PowerInfer's files are ReLU models: bamboo always (dReLU), llama when it has predictors or
     // the transposed down projection. A plain llama file keeps SiLU.
     if (m->arch == "bamboo") m->ffn_act = LLM_FFN_RELU_BOTH;
-    else if (m->has_predictors || m->has_down_t) m->ffn_act = LLM_FFN_RELU_GATE_UP;
+    else if (m->arch_kind == LLM_ARCH_FALCON) {
+        // Falcon's own FFN is GELU; PowerInfer's ReluFalcon files say ReLU by their layout.
+        if (!(f.sparse_magic || m->has_predictors || m->has_down_t)) {
+            return fail(PI_ERR_UNSUPPORTED, "%s: falcon with a GELU FFN is not supported; this build runs ReLU "
+                        "falcon models in PowerInfer's layout (PWRI magic, ffn_down_t or predictors)", p);
+        }
+        m->ffn_act = LLM_FFN_RELU_UP;
+    } else if (m->has_predictors || m->has_down_t) m->ffn_act = LLM_FFN_RELU_GATE_UP;
 
     // Threshold: the file's powerinfer.sparse_threshold (default 0), then the env override as in
     // PowerInfer, then the caller's value when it is not NaN.
@@ -342,13 +373,14 @@ pi_status llm_load(const gguf_file & file, const pi_model_params & params, llm_m
     if (!file.get_str("general.architecture", &arch)) {
         return fail(PI_ERR_FORMAT, "%s: metadata key general.architecture is missing", file.path.c_str());
     }
-    if (!is_llama_family(arch)) {
-        return fail(PI_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (this build runs the llama family: "
-                    "llama, mistral, bamboo)", file.path.c_str(), arch.c_str());
+    if (!is_supported(arch)) {
+        return fail(PI_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (this build runs llama, mistral, "
+                    "bamboo and falcon)", file.path.c_str(), arch.c_str());
     }
     std::unique_ptr<llm_model> m(new (std::nothrow) llm_model());
     if (!m) return fail(PI_ERR_OUT_OF_MEMORY, "%s: out of memory", file.path.c_str());
     m->arch = arch;
+    m->arch_kind = arch == "falcon" ? LLM_ARCH_FALCON : LLM_ARCH_LLAMA;
     PI_TRY(read_hparams(file, arch, &m->hp));
     PI_TRY(bind_weights(file, m.get()));
     PI_TRY(resolve_sparse(file, params, m.get()));

@@ -69,6 +69,10 @@ pi_status context_alloc(pi_context * ctx) {
     b.act_row_max = max_row;
     b.act_mem.resize(act_set::kSlots * max_row * NB + 64);
 
+    if (m.arch_kind == LLM_ARCH_FALCON && !(b.xf.alloc(NB * hp.n_embd) && b.attn_out.alloc(NB * hp.n_embd))) {
+        return fail(PI_ERR_OUT_OF_MEMORY, "out of memory for the falcon scratch");
+    }
+
     bool sparse = false;
     for (const llm_layer & L : m.layers) sparse = sparse || m.ffn_is_sparse(L);
     if (sparse) {

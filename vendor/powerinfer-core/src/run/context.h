@@ -47,6 +47,8 @@ struct forward_buffers {
     fbuf v;       // [n_batch][n_kv]     values of this batch
     fbuf att;     // [n_batch][n_q]      attention output, heads concatenated
     fbuf tmp;     // [n_batch][n_embd]   output of Wo and Wdown before the residual add
+    fbuf xf;       // [n_batch][n_embd]  falcon: the FFN's normalised input
+    fbuf attn_out; // [n_batch][n_embd]  falcon: Wo's output, added to x after the FFN
     fbuf gate;    // [n_batch][n_ff]     gate, then silu(gate) * up
     fbuf up;      // [n_batch][n_ff]
     fbuf attn_scratch;  // attention_scratch_bytes(kv) per thread (run/attention.h)

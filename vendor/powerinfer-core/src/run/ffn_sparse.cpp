@@ -27,9 +27,31 @@ constexpr double kGatherCost = 1.25;
 
 inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
 
-// The hidden value of one neuron under the model's (ReLU) activation.
-inline float hidden_act(llm_ffn_act act, float g, float u) {
-    return relu(g) * (act == LLM_FFN_RELU_BOTH ? relu(u) : u);
+// The hidden value of one neuron under the model's (ReLU) activation: g its gate, u its up, b its
+// up bias (falcon, which has no gate).
+inline float hidden_act(llm_ffn_act act, float g, float u, float b) {
+    switch (act) {
+        case LLM_FFN_RELU_UP:   return relu(u + b);
+        case LLM_FFN_RELU_BOTH: return relu(g) * relu(u);
+        default:                return relu(g) * u;
+    }
+}
+
+// Whether the FFN has a gate (all but falcon); the oracle's selection is then the gate's sign,
+// else the sign of up + bias.
+inline bool gated(const llm_model & m) { return m.ffn_act != LLM_FFN_RELU_UP; }
+
+inline float bias_of(const llm_layer & L, int64_t i) { return L.ffn_up_b ? L.ffn_up_b[i] : 0.0f; }
+
+// Token t's FFN input: falcon's was normalised with the attention's (forward_llama.cpp, into
+// buf.xf); the llama family's is rmsnorm(x) * ffn_norm, computed here into buf.xn.
+const float * ffn_input(pi_context * ctx, const llm_layer & L, int64_t t) {
+    forward_buffers &   b  = ctx->buf;
+    const llm_hparams & hp = ctx->llm->hp;
+    const int64_t       E  = hp.n_embd;
+    if (ctx->llm->arch_kind == LLM_ARCH_FALCON) return b.xf.data() + t * E;
+    rmsnorm(b.xn.data() + t * E, b.x.data() + t * E, L.ffn_norm, E, hp.rms_eps);
+    return b.xn.data() + t * E;
 }
 
 // y[r] = row r of w · xq for every row, the rows split among nth threads.
@@ -113,17 +135,12 @@ void predictor_scores(pi_context * ctx, const llm_layer & L, int64_t n_tok, int 
     project(pool, nth, &p2, 1, n_tok);
 }
 
-// xn = rmsnorm(x) * ffn_norm for the n_tok tokens, prepared in acts for gate and up.
+// The FFN inputs of the n_tok tokens, prepared in acts for gate (if any) and up.
 void ffn_inputs(pi_context * ctx, const llm_layer & L, int64_t n_tok, int nth, act_set & acts) {
-    forward_buffers & b  = ctx->buf;
-    const llm_hparams & hp = ctx->llm->hp;
-    const int64_t E = hp.n_embd;
-    const llm_weight * gu_w[2] = {&L.w_gate, &L.w_up};
-    act_set_init(&acts, b.act_mem.data(), b.act_row_max, ctx->n_batch, E, gu_w, 2);
-    each_token(*ctx->pool, nth, n_tok, [&](int64_t t) {
-        rmsnorm(b.xn.data() + t * E, b.x.data() + t * E, L.ffn_norm, E, hp.rms_eps);
-        act_prepare_row(&acts, t, b.xn.data() + t * E);
-    });
+    const llm_weight * gu_w[2] = {&L.w_up, &L.w_gate};
+    act_set_init(&acts, ctx->buf.act_mem.data(), ctx->buf.act_row_max, ctx->n_batch, ctx->llm->hp.n_embd, gu_w,
+                 gated(*ctx->llm) ? 2 : 1);
+    each_token(*ctx->pool, nth, n_tok, [&](int64_t t) { act_prepare_row(&acts, t, ffn_input(ctx, L, t)); });
 }
 
 // x[t] += down(h[t]) for the n_tok rows of H ([n_tok][n_ff], neuron order; zeros contribute nothing).
@@ -157,13 +174,11 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
     thread_pool &       pool = *ctx->pool;
     sparse_stats &      st = ctx->stats;
     const int64_t E = hp.n_embd, FF = hp.n_ff;
-    float * x  = b.x.data();
-    float * xn = b.xn.data();
     const token_acts a = carve(b);
 
-    rmsnorm(xn, x, L.ffn_norm, E, hp.rms_eps);
-    act_prepare(L.w_up.type, xn, E, a.up);
-    act_prepare(L.w_gate.type, xn, E, a.gate);
+    const float * xin = ffn_input(ctx, L, 0);
+    act_prepare(L.w_up.type, xin, E, a.up);
+    if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
 
     int32_t *       ids = b.sp_ids.data();
     const int32_t * act_ids = ids;
@@ -175,8 +190,13 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
         predictor_scores(ctx, L, 1, nth, s);
         n = gather_ge(s, FF, m.sparse_threshold, ids);
         t_pred = clock.lap();
-    } else if (m.sparse_mode == PI_SPARSE_ORACLE) {
-        matvec_all(pool, nth, L.w_gate, a.gate, s);
+    } else if (m.sparse_mode == PI_SPARSE_ORACLE) {  // the neurons whose ReLU fires
+        if (gated(m)) {
+            matvec_all(pool, nth, L.w_gate, a.gate, s);
+        } else {
+            matvec_all(pool, nth, L.w_up, a.up, s);
+            for (int64_t i = 0; i < FF; i++) s[i] += bias_of(L, i);
+        }
         n = gather_gt(s, FF, 0.0f, ids);
     } else {  // predictor mode on a layer without predictors: every neuron
         act_ids = b.sp_all.data();
@@ -184,12 +204,16 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
     }
 
     sparse_ffn_weights w;
-    w.act       = m.ffn_act == LLM_FFN_RELU_BOTH ? FFN_RELU_BOTH : FFN_RELU_GATE_UP;
+    w.act       = m.ffn_act == LLM_FFN_RELU_BOTH ? FFN_RELU_BOTH : m.ffn_act == LLM_FFN_RELU_UP ? FFN_RELU_UP
+                                                                                              : FFN_RELU_GATE_UP;
     w.n_embd    = E;
     w.up_type   = L.w_up.type;
     w.up        = L.w_up.data;
-    w.gate_type = L.w_gate.type;
-    w.gate      = L.w_gate.data;
+    w.up_bias   = L.ffn_up_b;
+    if (gated(m)) {
+        w.gate_type = L.w_gate.type;
+        w.gate      = L.w_gate.data;
+    }
     float * h = b.sp_h.data();
     sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, act_ids, n, h, b.sp_g.data());
 
@@ -198,9 +222,9 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
     int64_t truth = uses_predictor(m, L) ? -1 : fired;
     if (truth < 0 && st.measure_truth) {
         float * g = b.gate.data(), * u = b.up.data();  // one token's dense gate and up
-        matvec_all(pool, nth, L.w_gate, a.gate, g);
+        if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
         matvec_all(pool, nth, L.w_up, a.up, u);
-        for (int64_t i = 0; i < FF; i++) g[i] = hidden_act(m.ffn_act, g[i], u[i]);
+        for (int64_t i = 0; i < FF; i++) g[i] = hidden_act(m.ffn_act, gated(m) ? g[i] : 0.0f, u[i], bias_of(L, i));
         truth = count_nonzero(g, FF);
         st.count_row(il, g);
     } else {
@@ -210,6 +234,7 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
 
     float * y = b.tmp.data();
     down_compact(ctx, nth, L, a, act_ids, h, n, y);
+    float * x = b.x.data();
     for (int64_t c = 0; c < E; c++) x[c] += y[c];
     return t_pred;
 }
@@ -239,11 +264,16 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
     }
     act_set acts;
     ffn_inputs(ctx, L, n_tok, nth, acts);
-    proj gate;
+    // The oracle selects by the sign of the gate (or of up + bias without a gate), computed densely.
+    const bool has_gate = gated(m);
+    proj gate, up;
     gate.w = &L.w_gate; gate.acts = &acts; gate.y = g; gate.ldy = FF;
-    if (oracle) project(pool, nth, &gate, 1, n_tok);  // the oracle's selection is the dense gate
+    up.w = &L.w_up; up.acts = &acts; up.y = u; up.ldy = FF;
+    if (oracle) project(pool, nth, has_gate ? &gate : &up, 1, n_tok);
     auto kept = [&](int64_t t, int64_t i) {
-        return predictor ? S[t * FF + i] >= thr : oracle ? g[t * FF + i] > 0.0f : true;
+        if (predictor) return S[t * FF + i] >= thr;
+        if (oracle) return has_gate ? g[t * FF + i] > 0.0f : u[t * FF + i] + bias_of(L, i) > 0.0f;
+        return true;
     };
 
     // The union of the active sets, ascending.
@@ -259,10 +289,12 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
             if (in[i]) U[nU++] = (int32_t)i;
     }
 
-    if (!st.measure_truth && (double)nU * kGatherCost < (double)FF) {
+    // (without a gate the oracle has computed up densely already: the dense path only adds ReLU)
+    const bool union_pays = (predictor || (oracle && has_gate)) && (double)nU * kGatherCost < (double)FF;
+    if (!st.measure_truth && union_pays) {
         // Union path: up (and gate) on the rows of U, each read once for the batch; packed
         // [n_tok][nU] in u (and g when the predictor chose, else g keeps the oracle's dense gate).
-        float * gu = predictor ? g : nullptr;
+        float * gu = predictor && has_gate ? g : nullptr;
         pool.parallel_for(nth, nU, [&](int, int64_t k0, int64_t k1) {
             size_t s_up = 0, s_gate = 0;
             const uint8_t * a_up = act_for(acts, L.w_up, &s_up);
@@ -281,8 +313,8 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
                 const int64_t i = U[k];
                 const bool keep = kept(t, i);
                 computed += keep;
-                const float gv = predictor ? g[t * nU + k] : g[t * FF + i];
-                ut[k] = keep ? hidden_act(m.ffn_act, gv, ut[k]) : 0.0f;
+                const float gv = !has_gate ? 0.0f : predictor ? g[t * nU + k] : g[t * FF + i];
+                ut[k] = keep ? hidden_act(m.ffn_act, gv, ut[k], bias_of(L, i)) : 0.0f;
             }
             b.sp_count[t] = computed;
         });
@@ -305,13 +337,11 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
     }
 
     // Dense path: every row, h masked by each token's own set.
-    proj up;
-    up.w = &L.w_up; up.acts = &acts; up.y = u; up.ldy = FF;
-    if (oracle) {
-        project(pool, nth, &up, 1, n_tok);
-    } else {
-        proj gu[2] = {gate, up};
-        project(pool, nth, gu, 2, n_tok);
+    if (!oracle) {
+        proj gu[2] = {up, gate};
+        project(pool, nth, gu, has_gate ? 2 : 1, n_tok);
+    } else if (has_gate) {
+        project(pool, nth, &up, 1, n_tok);  // the oracle computed the gate
     }
     const bool flags = st.count_neurons;
     each_token(pool, nth, n_tok, [&](int64_t t) {
@@ -320,7 +350,7 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
         int64_t computed = 0, truth = 0;
         for (int64_t i = 0; i < FF; i++) {
             const bool keep = kept(t, i);  // (reads the oracle's gate before it is overwritten)
-            const float hv = hidden_act(m.ffn_act, gt[i], ut[i]);
+            const float hv = hidden_act(m.ffn_act, has_gate ? gt[i] : 0.0f, ut[i], bias_of(L, i));
             computed += keep;
             truth += hv != 0.0f;
             gt[i] = keep ? hv : 0.0f;

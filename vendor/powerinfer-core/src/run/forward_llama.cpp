@@ -14,6 +14,11 @@
 //   (ReLU models and PowerInfer's sparse layout: run/ffn_sparse.cpp instead of the last three)
 //
 // then logits = Wout (rmsnorm(x) * output_norm) for the rows the caller asked for only.
+//
+// Falcon takes the same steps with four changes, each marked "falcon" below: LayerNorm with bias
+// instead of RMSNorm, NeoX RoPE, and attention and FFN side by side: both read the layer input x
+// (the FFN through its own LayerNorm, attn_norm_2, when the model has one) and both outputs are
+// added to x at the end of the layer.
 #include "core/status.h"
 #include "cpu/kernels.h"
 #include "run/attention.h"
@@ -65,6 +70,9 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
     float * tmp = b.tmp.data();
     float * g   = b.gate.data();
     float * u   = b.up.data();
+    const bool falcon = m.arch_kind == LLM_ARCH_FALCON;
+    float * xf       = b.xf.data();        // falcon: the FFN's input
+    float * attn_out = b.attn_out.data();  // falcon: Wo's output, added after the FFN
     act_set acts;
     sparse_stats & st = ctx->stats;
     stage_clock clock;  // stage times (pi_context_stage_times)
@@ -89,7 +97,14 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         const llm_weight * qkv_w[3] = {&L.wq, &L.wk, &L.wv};
         act_set_init(&acts, b.act_mem.data(), b.act_row_max, NB, E, qkv_w, 3);
         for_each_token(pool, nth, n_tok, [&](int64_t t) {
-            rmsnorm(xn + t * E, x + t * E, L.attn_norm, E, hp.rms_eps);
+            if (falcon) {
+                layernorm(xn + t * E, x + t * E, L.attn_norm, L.attn_norm_b, E, hp.rms_eps);
+                // the FFN's input, from the same layer input
+                if (L.attn_norm_2) layernorm(xf + t * E, x + t * E, L.attn_norm_2, L.attn_norm_2_b, E, hp.rms_eps);
+                else std::memcpy(xf + t * E, xn + t * E, sizeof(float) * E);
+            } else {
+                rmsnorm(xn + t * E, x + t * E, L.attn_norm, E, hp.rms_eps);
+            }
             act_prepare_row(&acts, t, xn + t * E);
         });
 
@@ -102,8 +117,13 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         for_each_token(pool, nth, n_tok, [&](int64_t t) {
             const float * c = b.rope_cos.data() + t * half;
             const float * s = b.rope_sin.data() + t * half;
-            rope_apply(q + t * NQ, hp.n_head, hp.head_dim, hp.n_rot, c, s);
-            rope_apply(k + t * NKV, hp.n_head_kv, hp.head_dim, hp.n_rot, c, s);
+            if (hp.rope_neox) {  // falcon
+                rope_apply_neox(q + t * NQ, hp.n_head, hp.head_dim, hp.n_rot, c, s);
+                rope_apply_neox(k + t * NKV, hp.n_head_kv, hp.head_dim, hp.n_rot, c, s);
+            } else {
+                rope_apply(q + t * NQ, hp.n_head, hp.head_dim, hp.n_rot, c, s);
+                rope_apply(k + t * NKV, hp.n_head_kv, hp.head_dim, hp.n_rot, c, s);
+            }
             kv.store(il, pos0 + static_cast<int32_t>(t), k + t * NKV, v + t * NKV);
         });
 
@@ -114,12 +134,21 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
         for_each_token(pool, nth, n_tok, [&](int64_t t) { act_prepare_row(&acts, t, att + t * NQ); });
         proj wo;
         wo.w = &L.wo; wo.acts = &acts; wo.y = tmp; wo.ldy = E; wo.residual = x;
+        if (falcon) {  // kept apart: the FFN still reads the layer input
+            wo.y = attn_out;
+            wo.residual = nullptr;
+        }
         project(pool, nth, &wo, 1, n_tok);
         st.t_attention_ms += clock.lap();
 
         // --- feed-forward (SwiGLU; ReLU models and sparse layouts in ffn_sparse.cpp) ------------
         if (m.ffn_is_sparse(L)) {
             const double t_pred = ffn_sparse(ctx, L, il, n_tok, nth);
+            if (falcon) {
+                for_each_token(pool, nth, n_tok, [&](int64_t t) {
+                    for (int64_t c = 0; c < E; c++) x[t * E + c] += attn_out[t * E + c];
+                });
+            }
             st.t_predictor_ms += t_pred;
             st.t_ffn_ms += clock.lap() - t_pred;
             continue;
@@ -146,7 +175,9 @@ void forward_llama(pi_context * ctx, const pi_token * tokens, int32_t n_tok, int
     const llm_weight * out_w[1] = {&m.output};
     act_set_init(&acts, b.act_mem.data(), b.act_row_max, NB, E, out_w, 1);
     for_each_token(pool, nth, n_out, [&](int64_t j) {
-        rmsnorm(xn + j * E, x + static_cast<int64_t>(out_rows[j]) * E, m.output_norm, E, hp.rms_eps);
+        const float * xj = x + static_cast<int64_t>(out_rows[j]) * E;
+        if (falcon) layernorm(xn + j * E, xj, m.output_norm, m.output_norm_b, E, hp.rms_eps);
+        else        rmsnorm(xn + j * E, xj, m.output_norm, E, hp.rms_eps);
         act_prepare_row(&acts, j, xn + j * E);
     });
     if (ctx->params.embeddings) std::memcpy(ctx->embd.data(), xn, sizeof(float) * E * n_out);

@@ -68,4 +68,16 @@ void rope_apply(float * x, int n_heads, int head_dim, int n_rot, const float * c
     }
 }
 
+void rope_apply_neox(float * x, int n_heads, int head_dim, int n_rot, const float * cos_t, const float * sin_t) {
+    const int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float * xh = x + static_cast<int64_t>(h) * head_dim;
+        for (int i = 0; i < half; i++) {
+            const float x0 = xh[i], x1 = xh[i + half];
+            xh[i]        = x0 * cos_t[i] - x1 * sin_t[i];
+            xh[i + half] = x0 * sin_t[i] + x1 * cos_t[i];
+        }
+    }
+}
+
 }  // namespace pi

@@ -1,4 +1,4 @@
-// rope.h - rotary position embedding, llama ("normal") ordering.
+// rope.h - rotary position embedding, llama ("normal") and NeoX orderings.
 //
 // Within each head, the pairs (x[2i], x[2i+1]) for i < n_rot/2 are rotated by the angle
 // theta_i = pos * base^(-2i / n_rot) (scaled as the model's rope.scaling says); dimensions past
@@ -20,5 +20,9 @@ void rope_table(const llm_model & m, const int32_t * pos, int64_t n_tok, float *
 
 // Rotates n_heads heads of head_dim values (x is [n_heads][head_dim]) with one token's tables.
 void rope_apply(float * x, int n_heads, int head_dim, int n_rot, const float * cos_t, const float * sin_t);
+
+// The NeoX ordering (falcon, whose converters keep Hugging Face's layout): pair i is
+// (x[i], x[i + n_rot/2]), with the same angles.
+void rope_apply_neox(float * x, int n_heads, int head_dim, int n_rot, const float * cos_t, const float * sin_t);
 
 }  // namespace pi
