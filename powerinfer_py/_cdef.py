@@ -256,6 +256,10 @@ pi_status pi_context_neuron_counts(const pi_context * ctx, int32_t layer, int64_
 pi_status pi_context_stage_times(const pi_context * ctx, pi_stage_times * out);
 void      pi_context_reset_sparse_stats(pi_context * ctx);
 
+pi_status pi_context_record_ffn(pi_context * ctx, float * x, uint8_t * fired, int64_t capacity);
+
+int64_t   pi_context_n_recorded(const pi_context * ctx);
+
 typedef enum pi_isa {
     PI_ISA_AUTO   = 0,
     PI_ISA_SCALAR = 1,

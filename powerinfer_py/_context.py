@@ -206,3 +206,25 @@ class Context(Closeable):
 
     def reset_sparse_stats(self) -> None:
         lib.pi_context_reset_sparse_stats(self._live())
+
+    def record_ffn(self, x: Optional[np.ndarray], fired: Optional[np.ndarray]) -> None:
+        """Records each evaluated token's predictor inputs into x (float32 [tokens, n_layer, n_embd])
+        and which neurons fired into fired (uint8 [tokens, n_layer, n_ff]) until they are full
+        (pi_context_record_ffn). The arrays must stay alive while recording; None stops it."""
+        if x is None or fired is None:
+            check(lib.pi_context_record_ffn(self._live(), ffi.NULL, ffi.NULL, 0))
+            self._recording = None
+            return
+        n_layer = int(lib.pi_model_n_layer(self._model.ptr))
+        n_ff = int(lib.pi_model_n_ff(self._model.ptr))
+        if x.dtype != np.float32 or fired.dtype != np.uint8 or not (x.flags.c_contiguous and fired.flags.c_contiguous):
+            raise InvalidArgumentError("record_ffn: x must be C-contiguous float32 and fired C-contiguous uint8")
+        if x.shape[1:] != (n_layer, self.n_embd) or fired.shape[1:] != (n_layer, n_ff) or x.shape[0] != fired.shape[0]:
+            raise InvalidArgumentError(f"record_ffn: expected x [T, {n_layer}, {self.n_embd}] and fired "
+                                       f"[T, {n_layer}, {n_ff}], got {x.shape} and {fired.shape}")
+        self._recording = (x, fired)  # keeps them alive
+        check(lib.pi_context_record_ffn(self._live(), ffi.cast("float *", ffi.from_buffer(x)),
+                                        ffi.cast("uint8_t *", ffi.from_buffer(fired)), x.shape[0]))
+
+    def n_recorded(self) -> int:
+        return int(lib.pi_context_n_recorded(self._live()))

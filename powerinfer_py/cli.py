@@ -207,6 +207,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# The sparse-model tools (powerinfer_py/tools/): each parses its own arguments.
+TOOLS = {
+    "profile": ("powerinfer_py.tools.profile", "count how often each FFN neuron of a ReLU model fires over a corpus"),
+    "train-predictor": ("powerinfer_py.tools.train_predictor", "train per-layer activity predictors (needs torch)"),
+    "place": ("powerinfer_py.tools.place", "choose the GPU neurons under a VRAM budget (PowerInfer's .generated.gpuidx)"),
+    "export": ("powerinfer_py.tools.export", "write PowerInfer's sparse layout (.powerinfer.gguf) with predictors"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="powerinfer-py", description="Fast local LLM inference (GGUF models).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -280,10 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-r", "--repetitions", type=int, default=3, help="timed runs (default 3)")
     bench.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
     bench.set_defaults(func=cmd_bench)
+
+    for name, (_, help_text) in TOOLS.items():  # listed here; main() hands their arguments over
+        tool = sub.add_parser(name, help=help_text, add_help=False)
+        tool.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        import importlib
+
+        return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

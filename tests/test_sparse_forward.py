@@ -64,7 +64,7 @@ class SparseReference(ReferenceLlama):
             active = score >= self.threshold
             self.recall.append(float((active & fires).sum() / max(1, fires.sum())))
             h = h * active
-        self.layers.append({"active": active, "fires": fires, "gate_pos": gate > 0})
+        self.layers.append({"active": active, "fires": fires, "gate_pos": gate > 0, "x": x})
         return h @ self.w(b + "ffn_down_t.weight")
 
 

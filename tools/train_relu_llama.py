@@ -66,6 +66,14 @@ def fetch_corpus(work: Path) -> list[str]:
     return docs
 
 
+def split_docs(docs: list[str], seed: int, holdout: float) -> tuple[list[str], list[str]]:
+    """(training documents, held-out documents): a fixed shuffle, the first `holdout` share held out."""
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_valid = max(1, int(len(docs) * holdout))
+    return [docs[i] for i in order[n_valid:]], [docs[i] for i in order[:n_valid]]
+
+
 def tokenize_corpus(docs: list[str], work: Path, seed: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
     """(train ids, held-out ids) as uint16 arrays, cached in work/."""
     tr, va = work / "train_ids.npy", work / "valid_ids.npy"
@@ -75,18 +83,16 @@ def tokenize_corpus(docs: list[str], work: Path, seed: int, holdout: float) -> t
     from powerinfer_py._model import Model
     from powerinfer_py._tokenizer import tokenize
 
-    order = list(range(len(docs)))
-    random.Random(seed).shuffle(order)
-    n_valid = max(1, int(len(docs) * holdout))
+    train_docs, valid_docs = split_docs(docs, seed, holdout)
     with Model(str(assets.vocab_dir() / "ggml-vocab-llama-spm.gguf"), vocab_only=True) as vocab:
-        def ids_of(idx):
+        def ids_of(some):
             out = []
-            for i in idx:
+            for d in some:
                 out.append(1)  # BOS
-                out.extend(tokenize(vocab, docs[i].encode("utf-8"), add_special=False, parse_special=False))
+                out.extend(tokenize(vocab, d.encode("utf-8"), add_special=False, parse_special=False))
                 out.append(2)  # EOS
             return np.asarray(out, dtype=np.uint16)
-        valid, train = ids_of(order[:n_valid]), ids_of(order[n_valid:])
+        valid, train = ids_of(valid_docs), ids_of(train_docs)
     np.save(tr, train)
     np.save(va, valid)
     return train, valid
@@ -339,7 +345,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="write the GGUF and report from the checkpoint")
+    ap.add_argument("--dump-corpus", metavar="DIR", help="write the training and held-out documents as "
+                    "DIR/train.txt and DIR/valid.txt (for powerinfer-py profile / train-predictor / perplexity) "
+                    "and stop")
     args = ap.parse_args()
+    if args.dump_corpus:
+        out = Path(args.dump_corpus).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        train_docs, valid_docs = split_docs(fetch_corpus(Path(args.out).expanduser()), args.seed, args.holdout)
+        (out / "train.txt").write_text("\n\n".join(train_docs), encoding="utf-8")
+        (out / "valid.txt").write_text("\n\n".join(valid_docs), encoding="utf-8")
+        return
     if args.export_only:
         import torch
 

@@ -345,6 +345,17 @@ PI_API pi_status pi_context_neuron_counts(const pi_context * ctx, int32_t layer,
 PI_API pi_status pi_context_stage_times(const pi_context * ctx, pi_stage_times * out);
 PI_API void      pi_context_reset_sparse_stats(pi_context * ctx);
 
+/* Records the training data of activity predictors (powerinfer_py.tools.train_predictor): from this
+ * call on, for each token the context evaluates, up to capacity tokens, every sparse layer's
+ * predictor input (n_embd floats: the residual before the FFN norm; the layer input for falcon) is
+ * copied to x[token][layer][0..n_embd) and whether each of its neurons fired (h != 0) to
+ * fired[token][layer][0..n_ff) as 0/1 bytes. While recording, every neuron is computed (the FFN
+ * runs densely) so that `fired` is exact in every mode. Other layers' slots are left untouched.
+ * x == NULL or fired == NULL stops recording. */
+PI_API pi_status pi_context_record_ffn(pi_context * ctx, float * x, uint8_t * fired, int64_t capacity);
+/* Tokens recorded since the last pi_context_record_ffn. */
+PI_API int64_t   pi_context_n_recorded(const pi_context * ctx);
+
 /* ---------------------------------------------------------------------------------------------
  * Low-level kernels, exposed for tests and tools
  * ------------------------------------------------------------------------------------------- */

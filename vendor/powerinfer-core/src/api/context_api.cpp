@@ -7,6 +7,7 @@
 #include "powerinfer.h"
 #include "run/context.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <new>
@@ -126,6 +127,9 @@ pi_status decode(pi_context * ctx, const pi_token * tokens, const pi_pos * pos, 
     pi::forward_llama(ctx, tokens, n_tokens, static_cast<int32_t>(pos0), rows.data(), n_out);
     ctx->kv.n_pos     = static_cast<int32_t>(n_needed);
     ctx->n_outputs    = n_out;
+    if (ctx->stats.rec_x) {  // this batch's tokens were recorded (up to the capacity)
+        ctx->stats.rec_n = std::min<int64_t>(ctx->stats.rec_cap, ctx->stats.rec_n + n_tokens);
+    }
     const double dt = now_ms() - t0;
     if (n_tokens > 1) {
         ctx->timings.t_prompt_ms += dt;

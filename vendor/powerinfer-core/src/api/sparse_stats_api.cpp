@@ -72,6 +72,26 @@ pi_status pi_context_stage_times(const pi_context * ctx, pi_stage_times * out) {
     return PI_OK;
 }
 
+pi_status pi_context_record_ffn(pi_context * ctx, float * x, uint8_t * fired, int64_t capacity) {
+    if (!ctx) return pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_context_record_ffn: context is NULL");
+    pi::sparse_stats & st = ctx->stats;
+    if (!x || !fired) {
+        st.rec_x = nullptr;
+        st.rec_fired = nullptr;
+        st.rec_cap = 0;
+        return PI_OK;
+    }
+    if (capacity <= 0) return pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_context_record_ffn: capacity must be > 0");
+    st.rec_x     = x;
+    st.rec_fired = fired;
+    st.rec_cap   = capacity;
+    st.rec_n     = 0;
+    st.n_embd    = ctx->llm->hp.n_embd;
+    return PI_OK;
+}
+
+int64_t pi_context_n_recorded(const pi_context * ctx) { return ctx ? ctx->stats.rec_n : 0; }
+
 void pi_context_reset_sparse_stats(pi_context * ctx) {
     if (ctx) ctx->stats.reset(static_cast<int32_t>(ctx->stats.layers.size()), ctx->stats.n_ff);
 }

@@ -315,6 +315,18 @@ pi_status resolve_sparse(const gguf_file & f, const pi_model_params & params, ll
         }
         m->ffn_act = LLM_FFN_RELU_UP;
     } else if (m->has_predictors || m->has_down_t) m->ffn_act = LLM_FFN_RELU_GATE_UP;
+    // Our own key, for ReLU models in the plain dense layout (nothing else tells them from SiLU ones):
+    // powerinfer.ffn_activation = "relu" (ReLU(gate) * up), "relu_both" (bamboo's), or "silu".
+    std::string act;
+    if (f.get_str("powerinfer.ffn_activation", &act) && m->arch_kind == LLM_ARCH_LLAMA) {
+        if (act == "relu") m->ffn_act = LLM_FFN_RELU_GATE_UP;
+        else if (act == "relu_both") m->ffn_act = LLM_FFN_RELU_BOTH;
+        else if (act == "silu" && !m->has_predictors && !m->has_down_t) m->ffn_act = LLM_FFN_SILU;
+        else {
+            return fail(PI_ERR_FORMAT, "%s: powerinfer.ffn_activation \"%s\" is not one of relu, relu_both, silu "
+                        "(silu cannot go with predictors or ffn_down_t)", p, act.c_str());
+        }
+    }
 
     // Threshold: the file's powerinfer.sparse_threshold (default 0), then the env override as in
     // PowerInfer, then the caller's value when it is not NaN.

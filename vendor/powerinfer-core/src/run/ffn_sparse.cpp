@@ -220,13 +220,14 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
     // Statistics: the oracle's and the full list's computed set holds every firing neuron.
     const int64_t fired = count_nonzero(h, n);
     int64_t truth = uses_predictor(m, L) ? -1 : fired;
-    if (truth < 0 && st.measure_truth) {
+    if (st.recording() || (truth < 0 && st.measure_truth)) {  // every neuron, densely
         float * g = b.gate.data(), * u = b.up.data();  // one token's dense gate and up
         if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
         matvec_all(pool, nth, L.w_up, a.up, u);
         for (int64_t i = 0; i < FF; i++) g[i] = hidden_act(m.ffn_act, gated(m) ? g[i] : 0.0f, u[i], bias_of(L, i));
         truth = count_nonzero(g, FF);
         st.count_row(il, g);
+        st.record(il, 0, b.x.data(), g);
     } else {
         st.count_list(il, act_ids, h, n);
     }
@@ -291,7 +292,7 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
 
     // (without a gate the oracle has computed up densely already: the dense path only adds ReLU)
     const bool union_pays = (predictor || (oracle && has_gate)) && (double)nU * kGatherCost < (double)FF;
-    if (!st.measure_truth && union_pays) {
+    if (!st.measure_truth && !st.recording() && union_pays) {
         // Union path: up (and gate) on the rows of U, each read once for the batch; packed
         // [n_tok][nU] in u (and g when the predictor chose, else g keeps the oracle's dense gate).
         float * gu = predictor && has_gate ? g : nullptr;
@@ -343,7 +344,7 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
     } else if (has_gate) {
         project(pool, nth, &up, 1, n_tok);  // the oracle computed the gate
     }
-    const bool flags = st.count_neurons;
+    const bool flags = st.count_neurons || st.recording();
     each_token(pool, nth, n_tok, [&](int64_t t) {
         float * gt = g + t * FF;
         float * ut = u + t * FF;
@@ -362,6 +363,7 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
     for (int64_t t = 0; t < n_tok; t++) {  // every neuron was computed: the truth is known
         st.add(il, b.sp_count[t], count_nonzero(g + t * FF, FF), b.sp_count[n_tok + t]);
         st.count_row(il, u + t * FF);
+        st.record(il, t, b.x.data() + t * hp.n_embd, u + t * FF);
     }
     down_rows(ctx, L, n_tok, nth, g);
     return t_pred;

@@ -24,8 +24,30 @@ struct sparse_stats {
     int64_t                          n_ff = 0;
     double t_attention_ms = 0, t_predictor_ms = 0, t_ffn_ms = 0, t_other_ms = 0;
 
-    void reset(int32_t n_layer, int64_t n_ff_) {
-        n_ff = n_ff_;
+    // Recording for predictor training (pi_context_record_ffn): [token][layer][n_embd] inputs and
+    // [token][layer][n_ff] fired flags of up to rec_cap tokens; rec_n recorded so far.
+    float *   rec_x     = nullptr;
+    uint8_t * rec_fired = nullptr;
+    int64_t   rec_cap = 0, rec_n = 0;
+    int32_t   n_layer = 0;
+    int64_t   n_embd  = 0;
+
+    bool recording() const { return rec_x != nullptr && rec_n < rec_cap; }
+
+    // Token t of the current batch, layer il: its input row x and its fired flags (h[i] != 0 over
+    // all n_ff neurons, from a full row of h values).
+    void record(int il, int64_t t, const float * x, const float * h_full) {
+        const int64_t slot = rec_n + t;
+        if (rec_x == nullptr || slot >= rec_cap) return;
+        float *   dx = rec_x + (slot * n_layer + il) * n_embd;
+        uint8_t * df = rec_fired + (slot * n_layer + il) * n_ff;
+        for (int64_t c = 0; c < n_embd; c++) dx[c] = x[c];
+        for (int64_t i = 0; i < n_ff; i++) df[i] = h_full[i] != 0.0f;
+    }
+
+    void reset(int32_t n_layer_, int64_t n_ff_) {
+        n_layer = n_layer_;
+        n_ff    = n_ff_;
         layers.assign(n_layer, sparse_layer_counts{});
         neurons.assign(count_neurons ? (size_t)n_layer * n_ff : 0, 0);
         t_attention_ms = t_predictor_ms = t_ffn_ms = t_other_ms = 0;
