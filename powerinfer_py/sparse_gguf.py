@@ -39,6 +39,10 @@ ARCHS = ("llama", "bamboo", "falcon")
 WEIGHT_TYPES = ("F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 _K_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 PWRI = b"PWRI"
+# The tensors of a llama or bamboo block (blk.N.<part>.weight), in the order of the published 7B
+# file (PowerInfer's issue #81 log); the predictors blk.N.fc1/fc2 come after every other tensor.
+LLAMA_BLOCK_ORDER = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down_t",
+                     "attn_norm", "ffn_norm")
 
 
 @dataclass
@@ -61,27 +65,54 @@ class SparseModelSpec:
     weights: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _encode(type_name: str, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """(bytes as uint8 [rows, row_bytes] or the float array itself, the values read back)."""
+def encode(type_name: str, values: np.ndarray) -> np.ndarray:
+    """The data of ``values`` (float32, numpy order) as a tensor of type ``type_name`` holds it:
+    the float32 or float16 array itself, or the quantized bytes as uint8 [rows, row_bytes]
+    (rows of a 2-D array; the row length a multiple of the type's block)."""
     import gguf
-    from gguf.quants import dequantize, quantize
+    from gguf.quants import quantize
 
-    qt = gguf.GGMLQuantizationType[type_name]
     values = np.ascontiguousarray(values, dtype=np.float32)
     if type_name == "F32":
-        return values, values
+        return values
     if type_name == "F16":
-        h = values.astype(np.float16)
-        return h, h.astype(np.float32)
+        return values.astype(np.float16)
     rows, cols = values.shape
     if type_name in _K_TYPES:
         from .quantize import quantize_row  # gguf.quants has no K-quant quantizer
 
-        raw = quantize_row(type_name, values.reshape(-1)).reshape(rows, -1)
-    else:
-        raw = np.ascontiguousarray(quantize(values, qt)).view(np.uint8).reshape(rows, -1)
-    back = dequantize(raw, qt).reshape(rows, cols).astype(np.float32)
-    return raw, back
+        return quantize_row(type_name, values.reshape(-1)).reshape(rows, -1)
+    qt = gguf.GGMLQuantizationType[type_name]
+    return np.ascontiguousarray(quantize(values, qt)).view(np.uint8).reshape(rows, -1)
+
+
+def _encode(type_name: str, values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(the data as encode gives it, the float32 values read back from it)."""
+    import gguf
+    from gguf.quants import dequantize
+
+    data = encode(type_name, values)
+    if data.dtype != np.uint8:
+        return data, data.astype(np.float32)
+    back = dequantize(data, gguf.GGMLQuantizationType[type_name])
+    return data, back.reshape(np.shape(values)).astype(np.float32)
+
+
+def predictor_type_for(wtype: str) -> str:
+    """The type PowerInfer's quantizer gives fc1/fc2 in a file whose weights are ``wtype``: F16 in
+    F16/F32 files, Q4_0 in Q4_0 files, Q5_0 for every other target (facts §1.5)."""
+    if wtype in ("F16", "F32"):
+        return "F16"
+    return "Q4_0" if wtype == "Q4_0" else "Q5_0"
+
+
+def output_type_for(wtype: str, n_embd: int, arch: str = "llama") -> str:
+    """The type PowerInfer's quantizer gives output.weight for a quantized target ``wtype``: Q6_K,
+    or Q8_0 for falcon or when the rows (n_embd) do not fill whole blocks of 256 (facts §1.5); a
+    Q8_0 target keeps Q8_0 (never lowered to Q6_K); F16/F32 files keep their own type."""
+    if wtype in ("F16", "F32", "Q8_0"):
+        return wtype
+    return "Q8_0" if arch == "falcon" or n_embd % 256 else "Q6_K"
 
 
 def _vocab(w, n_vocab: int) -> None:
@@ -157,7 +188,7 @@ def write_sparse_gguf(
     if wtype not in WEIGHT_TYPES:
         raise ValueError(f"wtype={wtype!r}: expected one of {', '.join(WEIGHT_TYPES)}")
     if predictor_type is None:
-        predictor_type = "F16" if wtype in ("F16", "F32") else ("Q4_0" if wtype == "Q4_0" else "Q5_0")
+        predictor_type = predictor_type_for(wtype)
     n_head_kv = n_head if n_head_kv is None else n_head_kv
     if n_embd % n_head or n_head % n_head_kv:
         raise ValueError(f"n_embd={n_embd}, n_head={n_head}, n_head_kv={n_head_kv} do not divide")
@@ -215,15 +246,20 @@ def write_sparse_gguf(
             add(b + "ffn_up.weight", mat(n_ff, n_embd), wtype)
             add(b + "ffn_down_t.weight", mat(n_ff, n_embd) * np.sqrt(n_embd / n_ff), wtype)
         else:  # llama, bamboo: the order of the published 7B file
-            add(b + "attn_q.weight", mat(n_embd, n_embd), wtype)
-            add(b + "attn_k.weight", mat(n_head_kv * hd, n_embd), wtype)
-            add(b + "attn_v.weight", mat(n_head_kv * hd, n_embd), wtype)
-            add(b + "attn_output.weight", mat(n_embd, n_embd), wtype)
-            add(b + "ffn_gate.weight", mat(n_ff, n_embd), wtype)
-            add(b + "ffn_up.weight", mat(n_ff, n_embd), wtype)
-            add(b + "ffn_down_t.weight", mat(n_ff, n_embd) * np.sqrt(n_embd / n_ff), wtype)
-            add(b + "attn_norm.weight", norm(n_embd), "F32")
-            add(b + "ffn_norm.weight", norm(n_embd), "F32")
+            # made in that order, so that a seed gives the same values as it always did
+            make = {
+                "attn_q": lambda: mat(n_embd, n_embd),
+                "attn_k": lambda: mat(n_head_kv * hd, n_embd),
+                "attn_v": lambda: mat(n_head_kv * hd, n_embd),
+                "attn_output": lambda: mat(n_embd, n_embd),
+                "ffn_gate": lambda: mat(n_ff, n_embd),
+                "ffn_up": lambda: mat(n_ff, n_embd),
+                "ffn_down_t": lambda: mat(n_ff, n_embd) * np.sqrt(n_embd / n_ff),
+                "attn_norm": lambda: norm(n_embd),
+                "ffn_norm": lambda: norm(n_embd),
+            }
+            for part in LLAMA_BLOCK_ORDER:
+                add(b + part + ".weight", make[part](), "F32" if part.endswith("_norm") else wtype)
     add("output_norm.weight", norm(n_embd), "F32")
     if arch == "falcon":
         add("output_norm.bias", 0.1 * norm(n_embd), "F32")

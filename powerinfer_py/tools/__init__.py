@@ -4,6 +4,7 @@
     train_predictor.py  train the per-layer activity predictors (fc1 -> ReLU -> fc2) on what the engine recorded
     place.py            choose the neurons that live on the GPU under a VRAM budget (PowerInfer's .generated.gpuidx)
     export.py           write PowerInfer's sparse layout (.powerinfer.gguf, F16 and Q4_0 "q4") with the predictors
+    activation_profile.py, gpuidx.py   the file formats profile/place share (ours and PowerInfer's)
 
 Files passed between them (numpy arrays; shapes in numpy order, rows first):
 

@@ -8,7 +8,7 @@ neuron computed (dense mode, so the counts are exact whatever the model's predic
 per layer and neuron, the tokens for which h != 0 (pi_context_neuron_counts: the counting is done
 in C, nothing per token in Python). Writes the activation profile .npz of powerinfer_py/tools
 (counts_{L}, n_tokens, ...) and, when torch is installed and --activation-dir is given, PowerInfer's
-activation/activation_{L}.pt files (one int64 tensor of counts per layer).
+activation/activation_{L}.pt files (activation_profile.py has both formats).
 """
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
+from .activation_profile import Profile, save_activation_dir, save_profile_npz
+
 
 def profile_counts(model_path: str, texts: Iterable[str], *, n_ctx: int = 512, max_tokens: int = 200_000,
-                   n_threads: int = 0, progress: bool = True) -> dict:
-    """{"n_layer", "n_ff", "n_tokens", "counts": [int64 array per layer]} over the texts' tokens."""
+                   n_threads: int = 0, progress: bool = True) -> Profile:
+    """The activation counts of every layer over the texts' first max_tokens tokens."""
     from ..llama import Llama
 
     llm = Llama(model_path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=n_threads or None, verbose=False,
@@ -53,8 +55,7 @@ def profile_counts(model_path: str, texts: Iterable[str], *, n_ctx: int = 512, m
         bar.close()
         counts = [llm._ctx.neuron_counts(il) for il in range(n_layer)]
         n_tokens = llm._ctx.sparse_layer_stats(sparse[0])["n_tokens"]
-        return {"n_layer": n_layer, "n_ff": int(lib.pi_model_n_ff(llm._mp)), "n_tokens": int(n_tokens),
-                "counts": counts}
+        return Profile(n_layer, int(lib.pi_model_n_ff(llm._mp)), int(n_tokens), counts, source=model_path)
     finally:
         llm.close()
 
@@ -65,42 +66,19 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="tok", disable=not enabled, file=sys.stderr)
 
 
-def save_profile(prof: dict, path: str, *, model: str = "", corpus: str = "") -> None:
-    arrays = {f"counts_{il}": np.asarray(c, dtype=np.int64) for il, c in enumerate(prof["counts"])}
-    np.savez(path, n_layer=np.int64(prof["n_layer"]), n_ff=np.int64(prof["n_ff"]),
-             n_tokens=np.int64(prof["n_tokens"]), model=np.str_(model), corpus=np.str_(corpus), **arrays)
-
-
-def load_profile(path: str) -> dict:
-    with np.load(path) as z:
-        n_layer = int(z["n_layer"])
-        return {"n_layer": n_layer, "n_ff": int(z["n_ff"]), "n_tokens": int(z["n_tokens"]),
-                "counts": [z[f"counts_{il}"] for il in range(n_layer)]}
-
-
-def save_powerinfer_activations(prof: dict, folder: str) -> None:
-    """PowerInfer's activation/activation_{L}.pt: one torch tensor of counts per layer."""
-    import torch
-
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    for il, c in enumerate(prof["counts"]):
-        torch.save(torch.from_numpy(np.asarray(c, dtype=np.int64)), out / f"activation_{il}.pt")
-
-
-def summary(prof: dict) -> dict:
+def summary(prof: Profile) -> dict:
     """Per layer: the share of (token, neuron) pairs that fired, and how concentrated the firing is:
     the share of all firings that the hottest 10% / 20% of neurons account for."""
     rows = []
-    for il, c in enumerate(prof["counts"]):
+    for il, c in enumerate(prof.counts):
         c = np.sort(np.asarray(c, dtype=np.float64))[::-1]
         total = c.sum()
         n = len(c)
-        rows.append({"layer": il, "density": float(total / (prof["n_tokens"] * n)) if prof["n_tokens"] else 0.0,
+        rows.append({"layer": il, "density": float(total / (prof.n_tokens * n)) if prof.n_tokens else 0.0,
                      "hot10_share": float(c[: n // 10].sum() / total) if total else 0.0,
                      "hot20_share": float(c[: n // 5].sum() / total) if total else 0.0,
                      "never_fired": int((c == 0).sum())})
-    return {"n_tokens": prof["n_tokens"], "layers": rows}
+    return {"n_tokens": prof.n_tokens, "layers": rows}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -125,9 +103,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         texts = (Path(t).read_text(encoding="utf-8", errors="replace") for t in a.text)
         prof = profile_counts(a.model, texts, n_ctx=a.n_ctx, max_tokens=a.max_tokens, n_threads=a.threads)
         out = a.out or a.model + ".profile.npz"
-        save_profile(prof, out, model=a.model, corpus=";".join(a.text))
+        save_profile_npz(prof, out, model=a.model, corpus=";".join(a.text))
         if a.activation_dir:
-            save_powerinfer_activations(prof, a.activation_dir)
+            save_activation_dir(prof, a.activation_dir)
     except (ValueError, OSError) as e:
         print(f"powerinfer-py profile: {e}", file=sys.stderr)
         return 2
