@@ -28,7 +28,6 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 
 from powerinfer_py._context import Context  # noqa: E402
 from powerinfer_py._model import Model  # noqa: E402
-from powerinfer_py.errors import InvalidArgumentError, UnsupportedError  # noqa: E402
 from powerinfer_py.sparse_gguf import _vocab, add_small_model_hparams, set_magic  # noqa: E402
 from powerinfer_py.tools import export as ex  # noqa: E402
 
@@ -283,16 +282,6 @@ def test_q4_output_q6_k_and_quantized_source(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the engine runs it
-def _engine_reads_relu_key(path) -> bool:
-    """Whether this build of the engine reads powerinfer.ffn_activation: the oracle mode refuses
-    a model it takes for SiLU."""
-    try:
-        Model(str(path), sparse_mode="oracle").close()
-        return True
-    except UnsupportedError:
-        return False
-
-
 def test_engine_runs_the_f16_export(made):
     path = made["f16"].path
     dense = engine_logits(path, "dense")
@@ -304,14 +293,23 @@ def test_engine_runs_the_f16_export(made):
     # against numpy over the exported values, and over the source's
     close(dense, ReluReference(made["f16_gguf"].path).forward(TOKENS), 5e-3)
     close(dense, ReluReference(made["src"]).forward(TOKENS), 5e-3)
-    if _engine_reads_relu_key(made["src"]):
-        src_logits = engine_logits(made["src"], "dense")
-        close(src_logits, ReluReference(made["src"]).forward(TOKENS), 1e-4)
-        close(dense, src_logits, 5e-3)
+    # the source itself, read as ReLU through powerinfer.ffn_activation
+    src_logits = engine_logits(made["src"], "dense")
+    close(src_logits, ReluReference(made["src"]).forward(TOKENS), 1e-4)
+    close(dense, src_logits, 5e-3)
     # auto mode: the predictors at the file's threshold (0.25), which switch neurons off
     auto = engine_logits(path, "auto")
     assert np.array_equal(auto, engine_logits(path, "predictor", threshold=0.25))
     assert np.abs(auto - dense).max() > 1e-3 * np.abs(dense).max()
+
+
+def test_tied_output(made, tmp_path):
+    """--tie-output leaves output.weight out of a tied source's export: the same logits, a smaller file."""
+    res = ex.export_model(made["src"], tmp_path / "tied.powerinfer.gguf", predictors=made["pred"], variant="f16",
+                          tie_output=True)
+    assert "output.weight" not in res.tensors
+    assert res.path.stat().st_size < made["f16"].path.stat().st_size
+    assert np.array_equal(engine_logits(res.path, "dense"), engine_logits(made["f16"].path, "dense"))
 
 
 def test_engine_runs_the_q4_export(made, tmp_path):

@@ -344,7 +344,7 @@ def _from_array(name: str, type_name: str, values: np.ndarray) -> PlannedTensor:
 
 
 def plan_tensors(src: DenseSource, pred: Optional[Predictors], variant: Variant,
-                 notes: List[str]) -> List[PlannedTensor]:
+                 notes: List[str], tie_output: bool = False) -> List[PlannedTensor]:
     """Every tensor of the output in PowerInfer's order, with the variant's types."""
     e = src.n_embd
 
@@ -364,10 +364,12 @@ def plan_tensors(src: DenseSource, pred: Optional[Predictors], variant: Variant,
             else:
                 plan.append(_from_source(src, name, weight(name, src.dims(name)[0])))
     plan.append(_from_source(src, "output_norm.weight", "F32"))
-    # PowerInfer cannot tie the output head to token_embd: a tied source gets an explicit copy.
+    # PowerInfer cannot tie the output head to token_embd: a tied source gets an explicit copy,
+    # unless tie_output asks for the smaller file that only our engine reads (it ties).
     head = "output.weight" if "output.weight" in src.tensors else "token_embd.weight"
-    out_type = _fitting_type(variant.output(e, src.arch), "output.weight", e, notes)
-    plan.append(_from_source(src, "output.weight", out_type, src_name=head))
+    if not (tie_output and head == "token_embd.weight"):
+        out_type = _fitting_type(variant.output(e, src.arch), "output.weight", e, notes)
+        plan.append(_from_source(src, "output.weight", out_type, src_name=head))
     if pred is not None:
         for il, (fc1, fc2) in enumerate(zip(pred.fc1, pred.fc2)):
             # numpy [H, n_embd] is GGUF dims [n_embd, H]; numpy [n_ff, H] is dims [H, n_ff]
@@ -466,12 +468,14 @@ class ExportResult:
 
 def export_model(source: PathLike, out: PathLike, *, predictors: Union[PathLike, Predictors, None] = None,
                  variant: str = "f16", threshold: Optional[float] = None, magic: bytes = PWRI,
-                 force_relu: bool = False, progress: bool = False) -> ExportResult:
+                 force_relu: bool = False, tie_output: bool = False, progress: bool = False) -> ExportResult:
     """Writes ``source`` (a dense ReLU llama/bamboo GGUF) to ``out`` in PowerInfer's layout.
 
     predictors: the .npz path, a Predictors, or None to write no predictors (every layer then
     runs every neuron). threshold: powerinfer.sparse_threshold, overriding the predictors' own.
-    magic: PWRI (sparse) or b"GGUF" (the same tensors in a file read as dense). Raises ValueError
+    magic: PWRI (sparse) or b"GGUF" (the same tensors in a file read as dense). tie_output: write no
+    output.weight when the source ties it to token_embd (a smaller file for our engine, which ties;
+    PowerInfer cannot load it). Raises ValueError
     for a bad source, bad predictors or bad arguments; on any failure nothing is left at ``out``.
     """
     if variant not in VARIANTS:
@@ -493,7 +497,7 @@ def export_model(source: PathLike, out: PathLike, *, predictors: Union[PathLike,
             threshold = pred.threshold
     spec = VARIANTS[variant]
     notes: List[str] = []
-    plan = plan_tensors(src, pred, spec, notes)
+    plan = plan_tensors(src, pred, spec, notes, tie_output=tie_output)
     kv = plan_metadata(src, spec, threshold, notes)
 
     tmp = out.with_name(out.name + ".tmp")
@@ -534,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="export a llama model that does not say powerinfer.ffn_activation = relu")
     ap.add_argument("--gguf-magic", action="store_true",
                     help="write the GGUF magic instead of PWRI (the same layout, read as dense: a check)")
+    ap.add_argument("--tie-output", action="store_true",
+                    help="no output.weight when the source ties it (smaller; our engine ties, PowerInfer cannot)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -552,7 +558,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = export_model(a.model, out, predictors=None if a.no_predictors else a.predictors,
                               variant=a.type, threshold=a.threshold, magic=GGUF_MAGIC if a.gguf_magic else PWRI,
-                              force_relu=a.force_relu, progress=not a.quiet)
+                              force_relu=a.force_relu, tie_output=a.tie_output, progress=not a.quiet)
     except (ValueError, OSError) as e:
         print(f"powerinfer-py export: {e}", file=sys.stderr)
         return 2
