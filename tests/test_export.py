@@ -28,6 +28,7 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 
 from powerinfer_py._context import Context  # noqa: E402
 from powerinfer_py._model import Model  # noqa: E402
+from powerinfer_py.errors import InvalidArgumentError  # noqa: E402
 from powerinfer_py.sparse_gguf import _vocab, add_small_model_hparams, set_magic  # noqa: E402
 from powerinfer_py.tools import export as ex  # noqa: E402
 
