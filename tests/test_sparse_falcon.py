@@ -16,12 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from powerinfer_py._context import Context
 from powerinfer_py._model import Model
 from powerinfer_py.errors import UnsupportedError
 from powerinfer_py.sparse_gguf import write_sparse_gguf
 
-TOKENS = [5, 77, 260, 3, 141, 299, 18, 64, 200, 9]
+from test_sparse_forward import TOKENS, close, engine_logits  # f32 KV cache, all logits
 
 
 class FalconReference:
@@ -90,24 +89,6 @@ class FalconReference:
             self.layers.append({"active": active, "fires": fires})
             x = x + attn_out + h @ W[b + "ffn_down_t.weight"]
         return self.ln(x, "output_norm") @ W["output.weight"].T
-
-
-def engine_logits(path, mode, threshold=None, one_by_one=False):
-    with Model(str(path), sparse_mode=mode, sparse_threshold=threshold) as m:
-        with Context(m, n_ctx=64, n_batch=32, n_threads=2, n_threads_batch=2, logits_all=True,
-                     kv_type="f32") as ctx:
-            if not one_by_one:
-                ctx.decode(TOKENS)
-                return ctx.all_logits()
-            rows = []
-            for t in TOKENS:
-                ctx.decode([t])
-                rows.append(ctx.logits())
-            return np.stack(rows)
-
-
-def close(got, want, rel):
-    np.testing.assert_allclose(got, want, rtol=0, atol=rel * np.abs(want).max())
 
 
 @pytest.fixture(scope="module")

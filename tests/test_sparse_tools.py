@@ -13,7 +13,7 @@ import pytest
 from powerinfer_py._context import Context
 from powerinfer_py._model import Model
 from powerinfer_py.errors import FileFormatError
-from powerinfer_py.sparse_gguf import write_sparse_gguf
+from powerinfer_py.sparse_gguf import add_small_model_hparams, write_sparse_gguf
 
 from test_sparse_forward import TOKENS, SparseReference
 
@@ -26,13 +26,8 @@ def write_dense_relu(spec, path, activation="relu"):
     import gguf
 
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(256)
-    w.add_embedding_length(spec.n_embd)
-    w.add_block_count(spec.n_layer)
-    w.add_feed_forward_length(spec.n_ff)
-    w.add_head_count(spec.n_head)
-    w.add_head_count_kv(spec.n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
+    add_small_model_hparams(w, arch="llama", n_embd=spec.n_embd, n_ff=spec.n_ff, n_layer=spec.n_layer,
+                            n_head=spec.n_head, n_head_kv=spec.n_head_kv)
     if activation is not None:
         w.add_string("powerinfer.ffn_activation", activation)
     for name in spec.order:
@@ -99,21 +94,21 @@ def test_recording_gives_the_references_inputs_and_firing(spec, mode, one_by_one
 
 
 def test_profile_counts_equal_the_reference(spec):
-    from powerinfer_py.tools.profile import load_profile, profile_counts, save_profile, summary
+    from powerinfer_py.tools.profile import profile_counts, summary
 
     ref = SparseReference(spec)
     prof = profile_counts(str(spec.path), [TEXT], n_ctx=256, progress=False)  # one window
-    assert prof["n_layer"] == spec.n_layer and prof["n_ff"] == spec.n_ff
+    assert prof.n_layer == spec.n_layer and prof.n_ff == spec.n_ff
     # the same tokens through the reference (the engine's tokenizer)
     from powerinfer_py import Llama
 
     with Llama(str(spec.path), vocab_only=True, verbose=False) as llm:
         ids = llm.tokenize(TEXT.encode(), add_bos=True)
-    assert prof["n_tokens"] == len(ids) <= 256
+    assert prof.n_tokens == len(ids) <= 256
     ref.forward(ids)
     for il, r in enumerate(ref.layers):
         want = r["fires"].sum(axis=0)
-        assert np.abs(prof["counts"][il] - want).sum() <= 2, il
+        assert np.abs(prof.counts[il] - want).sum() <= 2, il
     s = summary(prof)
     assert 0 < s["layers"][0]["density"] < 1 and s["layers"][0]["hot20_share"] >= 0.2
 
@@ -125,8 +120,10 @@ def test_profile_round_trip_and_bad_input(spec, tmp_path, capsys):
     text.write_text(TEXT)
     out = tmp_path / "p.npz"
     assert profile.main([str(spec.path), "--text", str(text), "--out", str(out), "--n-ctx", "64"]) == 0
-    prof = profile.load_profile(str(out))
-    assert prof["n_layer"] == spec.n_layer and len(prof["counts"]) == spec.n_layer
+    from powerinfer_py.tools.activation_profile import load_profile_npz
+
+    prof = load_profile_npz(str(out))
+    assert prof.n_layer == spec.n_layer and len(prof.counts) == spec.n_layer and prof.n_tokens > 0
     assert profile.main([str(spec.path), "--text", str(tmp_path / "missing.txt")]) == 2
     assert "no such file" in capsys.readouterr().err
 

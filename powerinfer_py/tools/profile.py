@@ -20,50 +20,27 @@ from typing import Iterable, List, Optional
 import numpy as np
 
 from .activation_profile import Profile, save_activation_dir, save_profile_npz
+from .corpus_pass import corpus_ids, eval_windows, open_relu_model
 
 
 def profile_counts(model_path: str, texts: Iterable[str], *, n_ctx: int = 512, max_tokens: int = 200_000,
                    n_threads: int = 0, progress: bool = True) -> Profile:
     """The activation counts of every layer over the texts' first max_tokens tokens."""
-    from ..llama import Llama
-
-    llm = Llama(model_path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=n_threads or None, verbose=False,
-                sparse_mode="dense")
+    llm, sparse = open_relu_model(model_path, n_ctx=n_ctx, n_threads=n_threads)
     try:
         from .._lib import lib
 
         n_layer = int(lib.pi_model_n_layer(llm._mp))
-        sparse = [il for il in range(n_layer) if lib.pi_model_layer_is_sparse(llm._mp, il)]
-        if not sparse:
-            raise ValueError(f"{model_path}: no layer has a ReLU FFN, so no neuron ever outputs exactly zero: "
-                             f"nothing to profile (a plain SiLU model)")
-        ids: List[int] = []
-        for text in texts:
-            ids.extend(llm.tokenize(text.encode("utf-8"), add_bos=True))
-            if len(ids) >= max_tokens:
-                break
-        ids = ids[:max_tokens]
+        ids = corpus_ids(llm, texts, max_tokens)
         if not ids:
             raise ValueError("the corpus is empty")
         llm._ctx.sparse_stats_config(count_neurons=True)
-        windows = [ids[i:i + n_ctx] for i in range(0, len(ids), n_ctx)]
-        bar = _bar(len(ids), "profile", progress)
-        for w in windows:
-            llm.reset()
-            llm.eval(w)
-            bar.update(len(w))
-        bar.close()
+        eval_windows(llm, ids, n_ctx, "profile", progress)
         counts = [llm._ctx.neuron_counts(il) for il in range(n_layer)]
         n_tokens = llm._ctx.sparse_layer_stats(sparse[0])["n_tokens"]
         return Profile(n_layer, int(lib.pi_model_n_ff(llm._mp)), int(n_tokens), counts, source=model_path)
     finally:
         llm.close()
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="tok", disable=not enabled, file=sys.stderr)
 
 
 def summary(prof: Profile) -> dict:

@@ -31,40 +31,25 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
+from .corpus_pass import corpus_ids, eval_windows, open_relu_model
+
 
 def record(model_path: str, texts: Iterable[str], *, n_tokens: int = 40_000, n_ctx: int = 512, n_threads: int = 0,
            progress: bool = True):
     """(x float32 [T, n_layer, n_embd], fired uint8 [T, n_layer, n_ff], sparse layer ids) for T <= n_tokens
     tokens of the texts, recorded by the engine."""
-    from tqdm import tqdm
-
     from .._lib import lib
-    from ..llama import Llama
 
-    llm = Llama(model_path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=n_threads or None, verbose=False,
-                sparse_mode="dense")
+    llm, layers = open_relu_model(model_path, n_ctx=n_ctx, n_threads=n_threads)
     try:
         n_layer, n_ff, n_embd = int(lib.pi_model_n_layer(llm._mp)), int(lib.pi_model_n_ff(llm._mp)), llm.n_embd()
-        layers = [il for il in range(n_layer) if lib.pi_model_layer_is_sparse(llm._mp, il)]
-        if not layers:
-            raise ValueError(f"{model_path}: no ReLU FFN layer: a SiLU model has no neurons that are exactly off")
-        ids: List[int] = []
-        for text in texts:
-            ids.extend(llm.tokenize(text.encode("utf-8"), add_bos=True))
-            if len(ids) >= n_tokens:
-                break
-        ids = ids[:n_tokens]
+        ids = corpus_ids(llm, texts, n_tokens)
         if len(ids) < 100:
             raise ValueError(f"the corpus gives {len(ids)} tokens; at least 100 are needed")
         x = np.zeros((len(ids), n_layer, n_embd), dtype=np.float32)
         fired = np.zeros((len(ids), n_layer, n_ff), dtype=np.uint8)
         llm._ctx.record_ffn(x, fired)
-        bar = tqdm(total=len(ids), desc="record", unit="tok", disable=not progress, file=sys.stderr)
-        for i in range(0, len(ids), n_ctx):
-            llm.reset()
-            llm.eval(ids[i:i + n_ctx])
-            bar.update(len(ids[i:i + n_ctx]))
-        bar.close()
+        eval_windows(llm, ids, n_ctx, "record", progress)
         n = llm._ctx.n_recorded()
         llm._ctx.record_ffn(None, None)
         return x[:n], fired[:n], layers
