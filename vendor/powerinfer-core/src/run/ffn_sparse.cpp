@@ -3,7 +3,8 @@
 // Three paths, one result. Whichever runs, token t's output is the sum over its active neurons i
 // (predicted, or firing for the oracle) with h_i != 0 of h_i * down row i, each h_i computed by the
 // same dot kernel on the same prepared activation, and the rows summed in ascending neuron order:
-//   token   one token (decoding): its active rows only (sparse_ffn_hidden, sparse_down).
+//   token   one token (decoding): its active rows only (sparse_ffn_hidden, sparse_down), or every
+//           row and then the mask when the predictor marks so many that this costs less.
 //   union   a batch: the rows of the union U of the tokens' active sets, each read once for all
 //           tokens (matmul_rows), h zeroed where a neuron is not in the token's own set.
 //   dense   a batch (or dense mode): every row (the batched products), h masked the same way.
@@ -22,7 +23,8 @@ namespace {
 
 // A row read through a list of ids costs about this much more than the same row read in the
 // dense row order (scattered rows defeat the hardware prefetcher; measured with
-// benchmarks/bench_sparse_ffn.py). The union path runs when |U| * kGatherCost < n_ff.
+// benchmarks/bench_sparse_ffn.py). The union path (and one token's active rows) runs when
+// |U| * kGatherCost < n_ff.
 constexpr double kGatherCost = 1.25;
 
 inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
@@ -215,11 +217,30 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
         w.gate      = L.w_gate.data;
     }
     float * h = b.sp_h.data();
-    sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, act_ids, n, h, b.sp_g.data());
+    const int64_t computed = n;
+    int64_t truth = -1;
+    if (uses_predictor(m, L) && (double)n * kGatherCost >= (double)FF) {
+        // So many neurons predicted that reading every row in order costs less: the dense
+        // products, then the predictor's mask (the same bits per neuron: the same dot kernel).
+        float * g = b.gate.data(), * u = b.up.data();
+        if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
+        matvec_all(pool, nth, L.w_up, a.up, u);
+        truth = 0;
+        for (int64_t i = 0; i < FF; i++) {
+            const float hv = hidden_act(m.ffn_act, gated(m) ? g[i] : 0.0f, u[i], bias_of(L, i));
+            truth += hv != 0.0f;
+            h[i] = s[i] >= m.sparse_threshold ? hv : 0.0f;
+            g[i] = hv;  // every neuron's h, for the neuron counts below
+        }
+        act_ids = b.sp_all.data();
+        n       = FF;
+    } else {
+        sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, act_ids, n, h, b.sp_g.data());
+    }
 
     // Statistics: the oracle's and the full list's computed set holds every firing neuron.
     const int64_t fired = count_nonzero(h, n);
-    int64_t truth = uses_predictor(m, L) ? -1 : fired;
+    if (!uses_predictor(m, L)) truth = fired;
     if (st.recording() || (truth < 0 && st.measure_truth)) {  // every neuron, densely
         float * g = b.gate.data(), * u = b.up.data();  // one token's dense gate and up
         if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
@@ -228,10 +249,12 @@ double ffn_token(pi_context * ctx, const llm_layer & L, int il, int nth) {
         truth = count_nonzero(g, FF);
         st.count_row(il, g);
         st.record(il, 0, b.x.data(), g);
+    } else if (act_ids == b.sp_all.data() && uses_predictor(m, L)) {
+        st.count_row(il, b.gate.data());  // the dense branch above kept every neuron's h there
     } else {
         st.count_list(il, act_ids, h, n);
     }
-    st.add(il, n, fired, truth);
+    st.add(il, computed, fired, truth);
 
     float * y = b.tmp.data();
     down_compact(ctx, nth, L, a, act_ids, h, n, y);
