@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -79,7 +78,8 @@ def main() -> int:
     ap.add_argument("--work", default="~/.cache/powerinfer-py/train")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile-tokens", type=int, default=200_000)
-    ap.add_argument("--predictor-tokens", type=int, default=40_000)
+    ap.add_argument("--predictor-tokens", type=int, default=30_000)
+    ap.add_argument("--epochs", type=int, default=8, help="predictor training epochs")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--n-gen", type=int, default=128)
     a = ap.parse_args()
@@ -118,8 +118,8 @@ def main() -> int:
     # 2. predictors
     t0 = time.time()
     x, fired, layers = record(str(src), [train_text], n_tokens=a.predictor_tokens, n_threads=a.threads)
-    arrays, pred_report = train_predictors(x, fired, layers, widths=[64, 128, 256, 512, 1024], recall=0.99,
-                                           max_ratio=2.0)
+    arrays, pred_report = train_predictors(x, fired, layers, widths=[128, 256, 512, 1024], recall=0.99,
+                                           max_ratio=2.0, epochs=a.epochs)
     del x, fired
     np.savez(work / "predictors.npz", **arrays)
     report["predictors"] = dict(pred_report, seconds=round(time.time() - t0, 1))

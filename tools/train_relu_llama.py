@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -131,7 +130,7 @@ def build_model(cfg: dict):
             self.up = nn.Linear(d, ff, bias=False)
             self.down = nn.Linear(ff, d, bias=False)
 
-        def forward(self, x, cos, sin, record=None):
+        def forward(self, x, cos, sin, record=None, keep_grad=False):
             b, t, _ = x.shape
             xn = self.attn_norm(x)
             q = rope(self.wq(xn).view(b, t, n_head, hd), cos, sin)
@@ -142,7 +141,7 @@ def build_model(cfg: dict):
             xn = self.ffn_norm(x)
             g = F.relu(self.gate(xn))
             if record is not None:
-                record.append(g.detach())
+                record.append(g if keep_grad else g.detach())
             return x + self.down(g * self.up(xn))
 
     class Model(nn.Module):
@@ -158,11 +157,11 @@ def build_model(cfg: dict):
                 if p.dim() == 2:
                     nn.init.normal_(p, std=0.02 / (math.sqrt(2 * cfg["n_layer"]) if name.endswith(("wo.weight", "down.weight")) else 1))
 
-        def forward(self, ids, record=None):
+        def forward(self, ids, record=None, keep_grad=False):
             t = ids.shape[1]
             x = self.embed(ids)
             for blk in self.blocks:
-                x = blk(x, self.cos[:t], self.sin[:t], record)
+                x = blk(x, self.cos[:t], self.sin[:t], record, keep_grad)
             return F.linear(self.norm(x), self.embed.weight)
 
     return Model()
@@ -247,14 +246,19 @@ def train(args) -> None:
         for gr in opt.param_groups:
             gr["lr"] = lr
         x = next(data)
+        acts: list = [] if args.l1 > 0 else None
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(x[:, :-1])
-        loss = F.cross_entropy(logits.float().reshape(-1, cfg["n_vocab"]), x[:, 1:].reshape(-1))
+            logits = model(x[:, :-1], record=acts, keep_grad=True)
+        ce = F.cross_entropy(logits.float().reshape(-1, cfg["n_vocab"]), x[:, 1:].reshape(-1))
+        loss = ce
+        if acts:  # ProSparse-style: an L1 penalty on ReLU(gate), raised linearly over the first half
+            ramp = min(1.0, step / max(1, 0.5 * horizon))
+            loss = loss + args.l1 * ramp * sum(g.float().abs().mean() for g in acts) / len(acts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(loss.item())
+        losses.append(ce.item())
         step += 1
         if step % 50 == 0:
             print(f"step {step}/{total_steps} loss {np.mean(losses[-50:]):.3f} lr {lr:.2e} "
@@ -274,7 +278,8 @@ def train(args) -> None:
               "valid_tokens": int(len(valid_ids)), "steps": step, "tokens_seen": step * args.batch * args.n_ctx,
               "minutes": round(minutes, 1), "params": n_params, "config": cfg,
               "valid_perplexity_torch_f32": round(ppl, 3), "relu_gate_zero_share_per_layer": [round(z, 4) for z in zeros],
-              "final_train_loss": round(float(np.mean(losses[-100:])), 4) if losses else None, "gguf": str(out)}
+              "final_train_loss": round(float(np.mean(losses[-100:])), 4) if losses else None,
+              "l1": args.l1, "gguf": str(out)}
     (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
@@ -343,6 +348,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--holdout", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--l1", type=float, default=0.0,
+                    help="weight of an L1 penalty on ReLU(gate) (ProSparse-style, for a sparser FFN; 0 = off)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="write the GGUF and report from the checkpoint")
     ap.add_argument("--dump-corpus", metavar="DIR", help="write the training and held-out documents as "

@@ -97,23 +97,28 @@ def evaluate(fc1: np.ndarray, fc2: np.ndarray, x: np.ndarray, y: np.ndarray, thr
 
 def fit_layer(x: np.ndarray, y: np.ndarray, *, widths: List[int], recall: float, max_ratio: float,
               epochs: int, seed: int) -> dict:
-    """The smallest width (and its positive weight) meeting the targets on held-out tokens."""
+    """The smallest width (and its positive weight) meeting the targets on held-out tokens.
+
+    The positive weight starts where the two classes weigh the same ((1 - d) / d for a density d)
+    and doubles, at most three times, until the held-out recall reaches the target."""
     n_val = max(1, len(x) // 10)
     xtr, ytr, xva, yva = x[n_val:], y[n_val:], x[:n_val], y[:n_val]
+    density = float(ytr.mean())
+    w0 = max(1.0, (1.0 - density) / max(density, 1e-6))
     best = None
     for width in widths:
-        for pos_weight in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
+        for pos_weight in (w0, 2 * w0, 4 * w0, 8 * w0):
             fc1, fc2 = train_layer(xtr, ytr, width, pos_weight, epochs=epochs, seed=seed)
             ev = evaluate(fc1, fc2, xva, yva)
-            cand = {"width": width, "pos_weight": pos_weight, "fc1": fc1, "fc2": fc2, **ev}
+            cand = {"width": width, "pos_weight": round(pos_weight, 3), "fc1": fc1, "fc2": fc2, **ev}
+            met = ev["recall"] >= recall and ev["predicted_density"] <= max_ratio * max(ev["actual_density"], 1e-9)
+            if met:
+                return cand
             if best is None or (cand["recall"], -cand["predicted_density"]) > (best["recall"], -best["predicted_density"]):
                 best = cand
-            if ev["recall"] >= recall:
+            if ev["recall"] >= recall:  # recall reached but too dense: a wider predictor is needed
                 break
-        if cand["recall"] >= recall and cand["predicted_density"] <= max_ratio * max(ev["actual_density"], 1e-9):
-            return cand
     return best
-
 
 def train_predictors(x: np.ndarray, fired: np.ndarray, layers: List[int], *, widths: List[int], recall: float = 0.99,
                      max_ratio: float = 2.0, epochs: int = 12, seed: int = 0, progress: bool = True) -> tuple[dict, dict]:
@@ -152,10 +157,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", default=None, help="predictors .npz (default: MODEL + .predictors.npz)")
     a = ap.parse_args(argv)
     try:
-        try:
-            import torch  # noqa: F401
-        except ImportError as e:
-            raise ValueError("train-predictor needs torch: pip install \".[train]\"") from e
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise ValueError("train-predictor needs torch: pip install \".[train]\"")
         if not Path(a.model).is_file():
             raise ValueError(f"{a.model}: no such model file")
         for t in a.text:
