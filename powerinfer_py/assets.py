@@ -75,8 +75,8 @@ def smollm2_path(show_progress: bool = False) -> Path:
 
 # Our own sparse model, shipped inside the package (tools/train_relu_llama.py and
 # tools/build_sparse_model.py made it): a 18M-parameter llama with a ReLU FFN trained on Django's
-# documentation and code, in PowerInfer's layout with predictors, Q8_0.
-BUNDLED_MODEL = "relu-django-18m.q8_0.powerinfer.gguf"
+# documentation and code, in PowerInfer's layout with predictors, Q4_0 (head tied to the embeddings).
+BUNDLED_MODEL = "relu-django-18m.q4.powerinfer.gguf"
 
 
 def bundled_model_path() -> Path:

@@ -7,9 +7,10 @@ Steps (each the library function behind a powerinfer-py command):
 1. profile          activation counts over the training text (powerinfer-py profile), also written as
                     PowerInfer's activation/activation_{L}.pt when torch is installed;
 2. train-predictor  predictors trained on what the engine records over the training text;
-3. export           the bundled file powerinfer_py/models/<name>.q8_0.powerinfer.gguf (Q8_0, head tied
-                    to the embeddings: our engine only) and, in the work folder, PowerInfer-loadable
-                    files: f16 and q4 (Q4_0) with an explicit output.weight;
+3. export           the bundled file powerinfer_py/models/<name>.q4.powerinfer.gguf (Q4_0, head tied
+                    to the embeddings: our engine only; at most 20 MB) and, in the work folder,
+                    PowerInfer-loadable files f16 and q4 with an explicit output.weight, and a Q8_0
+                    one (tied) for comparison;
 4. place            a GPU placement at half of the FFN's bytes, as a worked example of the solver;
 5. measure          on the held-out text: perplexity dense, with the predictors, and with the oracle;
                     per-layer recall, precision and densities of the predictors (the engine's own
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_NAME = "relu-django-18m.q8_0.powerinfer.gguf"
+BUNDLED_NAME = "relu-django-18m.q4.powerinfer.gguf"
 
 
 def decode_speed(path: str, mode: str, threads: int, prompt_ids, n_gen: int, runs: int) -> dict:
@@ -80,6 +81,7 @@ def main() -> int:
     ap.add_argument("--profile-tokens", type=int, default=200_000)
     ap.add_argument("--predictor-tokens", type=int, default=30_000)
     ap.add_argument("--epochs", type=int, default=8, help="predictor training epochs")
+    ap.add_argument("--reuse", action="store_true", help="keep the profile and predictors of an earlier run")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--n-gen", type=int, default=128)
     a = ap.parse_args()
@@ -99,7 +101,7 @@ def main() -> int:
     report = {"source": str(src), "training": json.loads((work / "report.json").read_text())}
 
     from powerinfer_py.perplexity import perplexity
-    from powerinfer_py.tools.activation_profile import save_activation_dir, save_profile_npz
+    from powerinfer_py.tools.activation_profile import load_profile_npz, save_activation_dir, save_profile_npz
     from powerinfer_py.tools.export import export_model
     from powerinfer_py.tools.place import place
     from powerinfer_py.tools.profile import profile_counts, summary
@@ -107,34 +109,40 @@ def main() -> int:
 
     # 1. profile
     t0 = time.time()
-    prof = profile_counts(str(src), [train_text], max_tokens=a.profile_tokens, n_threads=a.threads)
-    save_profile_npz(prof, work / "relu-llama.profile.npz", model=str(src), corpus="train.txt")
-    try:
-        save_activation_dir(prof, work / "activation")
-    except Exception as e:  # torch missing: the .npz is enough for place
-        print(f"no activation_*.pt: {e}", file=sys.stderr)
+    if not (a.reuse and (work / "relu-llama.profile.npz").is_file()):
+        prof = profile_counts(str(src), [train_text], max_tokens=a.profile_tokens, n_threads=a.threads)
+        save_profile_npz(prof, work / "relu-llama.profile.npz", model=str(src), corpus="train.txt")
+        try:
+            save_activation_dir(prof, work / "activation")
+        except Exception as e:  # torch missing: the .npz is enough for place
+            print(f"no activation_*.pt: {e}", file=sys.stderr)
+    prof = load_profile_npz(work / "relu-llama.profile.npz")
     report["profile"] = dict(summary(prof), seconds=round(time.time() - t0, 1))
 
     # 2. predictors
     t0 = time.time()
-    x, fired, layers = record(str(src), [train_text], n_tokens=a.predictor_tokens, n_threads=a.threads)
-    arrays, pred_report = train_predictors(x, fired, layers, widths=[128, 256, 512, 1024], recall=0.99,
-                                           max_ratio=2.0, epochs=a.epochs)
-    del x, fired
-    np.savez(work / "predictors.npz", **arrays)
-    report["predictors"] = dict(pred_report, seconds=round(time.time() - t0, 1))
+    if not (a.reuse and (work / "predictor_report.json").is_file()):
+        x, fired, layers = record(str(src), [train_text], n_tokens=a.predictor_tokens, n_threads=a.threads)
+        arrays, pred_report = train_predictors(x, fired, layers, widths=[128, 256, 512, 1024], recall=0.99,
+                                               max_ratio=2.0, epochs=a.epochs)
+        del x, fired
+        np.savez(work / "predictors.npz", **arrays)
+        pred_report["seconds"] = round(time.time() - t0, 1)
+        (work / "predictor_report.json").write_text(json.dumps(pred_report, indent=1) + "\n")
+    report["predictors"] = json.loads((work / "predictor_report.json").read_text())
 
     # 3. export
     bundled = ROOT / "powerinfer_py" / "models" / BUNDLED_NAME
     bundled.parent.mkdir(exist_ok=True)
-    export_model(src, bundled, predictors=work / "predictors.npz", variant="q8_0", tie_output=True)
+    export_model(src, bundled, predictors=work / "predictors.npz", variant="q4", tie_output=True)
     f16 = export_model(src, work / "relu-llama.powerinfer.gguf", predictors=work / "predictors.npz", variant="f16").path
     q4 = export_model(src, work / "relu-llama.q4.powerinfer.gguf", predictors=work / "predictors.npz", variant="q4").path
-    report["files_bytes"] = {p.name: p.stat().st_size for p in (src, bundled, f16, q4)}
+    q8 = export_model(src, work / "relu-llama.q8_0.powerinfer.gguf", predictors=work / "predictors.npz",
+                      variant="q8_0", tie_output=True).path
+    report["files_bytes"] = {p.name: p.stat().st_size for p in (src, bundled, f16, q4, q8)}
 
     # 4. a placement with room for half of the FFN's neurons (a worked example of the solver: it
     #    needs no GPU to compute), chunks of 256 neurons as PowerInfer's kernels take them
-    from powerinfer_py.tools.activation_profile import load_profile_npz
     from powerinfer_py.tools.place import DEFAULT_MARGIN, plan_budget, read_model_facts
 
     facts = read_model_facts(f16)
@@ -147,7 +155,7 @@ def main() -> int:
 
     # 5. measurements on held-out text
     ppl = {}
-    for name, path in (("bundled_q8_0", bundled), ("f16", f16)):
+    for name, path in (("bundled_q4", bundled), ("q8_0", q8), ("f16", f16)):
         for mode in ("dense", "predictor", "oracle"):
             from powerinfer_py import Llama
 
@@ -163,7 +171,7 @@ def main() -> int:
     with Llama(str(bundled), vocab_only=True, verbose=False) as llm:
         prompt = llm.tokenize(b"from django.db import models\n\n\nclass ", add_bos=True)
     speed = {}
-    for name, path in (("bundled_q8_0", bundled), ("f16", f16), ("q4", q4)):
+    for name, path in (("bundled_q4", bundled), ("q8_0", q8), ("f16", f16)):
         for mode in ("dense", "predictor"):
             speed[f"{name}_{mode}"] = decode_speed(str(path), mode, a.threads, prompt, a.n_gen, a.runs)
         speed[f"{name}_sparse_over_dense"] = round(speed[f"{name}_predictor"]["tokens_per_s"]

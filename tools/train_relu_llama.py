@@ -20,8 +20,7 @@ The recipe (every choice is a flag; these are the defaults, the ones the shipped
   fit in --minutes (measured after the first steps), bf16 autocast on the CPU, gradient clipping
   at 1.0, torch's own threads (2 here). A checkpoint is saved every 5 minutes; --resume continues.
 - Output: <out>/relu-llama.f32.gguf (architecture "llama", powerinfer.ffn_activation = "relu" so
-  that engines read the FFN as ReLU-gated, output.weight written out for PowerInfer, which cannot
-  tie), then <out>/report.json with held-out perplexity (this script's, in float32) and the natural
+  that engines read the FFN as ReLU-gated, the head tied to token_embd), then <out>/report.json with held-out perplexity (this script's, in float32) and the natural
   activation sparsity per layer (share of neurons with ReLU(gate x) = 0 on held-out text).
   powerinfer_py.quantize makes the Q8_0 / Q4_0 files from the f32 one.
 """
@@ -286,8 +285,8 @@ def train(args) -> None:
 
 # ---------------------------------------------------------------------------------------- export
 def export_gguf(model, cfg: dict, path: Path) -> None:
-    """The model as a GGUF llama file (f32 weights), with Llama 2's tokenizer metadata copied from
-    ggml-vocab-llama-spm.gguf and powerinfer.ffn_activation = "relu"."""
+    """The model as a GGUF llama file (f32 weights, head tied to token_embd), with Llama 2's
+    tokenizer metadata copied from ggml-vocab-llama-spm.gguf and powerinfer.ffn_activation = "relu"."""
     import gguf
 
     from powerinfer_py import assets
@@ -328,7 +327,8 @@ def export_gguf(model, cfg: dict, path: Path) -> None:
                              ("down.weight", "ffn_down.weight")):
             w.add_tensor(b + theirs, np.ascontiguousarray(sd[p + ours]))
     w.add_tensor("output_norm.weight", sd["norm.weight"])
-    w.add_tensor("output.weight", sd["embed.weight"])  # explicit: PowerInfer cannot tie
+    # no output.weight: the head is tied to token_embd (powerinfer-py export writes an explicit copy
+    # into the files meant for PowerInfer, which cannot tie)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
