@@ -82,6 +82,7 @@ def main() -> int:
     ap.add_argument("--predictor-tokens", type=int, default=30_000)
     ap.add_argument("--epochs", type=int, default=8, help="predictor training epochs")
     ap.add_argument("--reuse", action="store_true", help="keep the profile and predictors of an earlier run")
+    ap.add_argument("--bundle-to", default=None, help="write the bundled file here instead of into the package")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--n-gen", type=int, default=128)
     a = ap.parse_args()
@@ -132,7 +133,7 @@ def main() -> int:
     report["predictors"] = json.loads((work / "predictor_report.json").read_text())
 
     # 3. export
-    bundled = ROOT / "powerinfer_py" / "models" / BUNDLED_NAME
+    bundled = Path(a.bundle_to).expanduser() if a.bundle_to else ROOT / "powerinfer_py" / "models" / BUNDLED_NAME
     bundled.parent.mkdir(exist_ok=True)
     export_model(src, bundled, predictors=work / "predictors.npz", variant="q4", tie_output=True)
     f16 = export_model(src, work / "relu-llama.powerinfer.gguf", predictors=work / "predictors.npz", variant="f16").path
