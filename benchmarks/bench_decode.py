@@ -14,9 +14,14 @@ The peer is llama-cpp-python 0.3.36 in its own venv (benchmarks/setup_peer.sh).
 """
 from __future__ import annotations
 
+import os
+
+# numpy's OpenBLAS threads spin for a while after each BLAS call; on a 2-core machine they take
+# a core from the engine being timed (seen as 17% of the samples in a profile). One is enough here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys

@@ -12,6 +12,12 @@ rows in parallel; each call also quantizes the activation, a cost the engine pay
 """
 from __future__ import annotations
 
+import os
+
+# numpy's OpenBLAS threads spin for a while after each BLAS call; on a 2-core machine they take
+# a core from the engine being timed (seen as 17% of the samples in a profile). One is enough here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import sys
 import time

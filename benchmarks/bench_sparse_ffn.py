@@ -25,6 +25,12 @@ The goal of issue 6: sparse <= 1.3 x density x dense + b.
 """
 from __future__ import annotations
 
+import os
+
+# numpy's OpenBLAS threads spin for a while after each BLAS call; on a 2-core machine they take
+# a core from the engine being timed (seen as 17% of the samples in a profile). One is enough here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import json
 import statistics
@@ -120,6 +126,8 @@ def main() -> None:
     densities = [float(v) / 100 for v in args.densities.split(",")]
     rng = np.random.default_rng(0)
     print(f"isa={args.isa} (pi_cpu_get_isa={lib.pi_cpu_get_isa()}), one thread, median of {args.reps}")
+    kernels = {n: ffi.string(lib.pi_sparse_down_kernel(TYPES[n])).decode() for n in args.types.split(",")}
+    print("down kernels: " + ", ".join(f"{n} {k}" for n, k in kernels.items()))
     if not args.json:
         print(f"{'shape':5} {'type':5} {'dens%':>5} {'sparse ms':>10} {'dense ms':>9} {'ratio':>6} {'down ms':>8}")
     for shape in args.shapes.split(","):

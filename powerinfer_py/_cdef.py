@@ -340,6 +340,8 @@ pi_status pi_sparse_down(int32_t type, const void * down_t, int64_t n_ff, int64_
                                 const int32_t * active, const float * h, int64_t n_active,
                                 float * y, int32_t n_threads);
 
+const char * pi_sparse_down_kernel(int32_t type);
+
 pi_status pi_sparse_hidden(int32_t act, int32_t type, const void * up, const void * gate,
                                   int64_t n_ff, int64_t n_embd, const float * x,
                                   const int32_t * active, int64_t n_active, float * h,

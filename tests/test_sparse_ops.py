@@ -11,6 +11,13 @@ sum one, so by the usual bound on recursive summation
 whatever the order of the list. Dequantized weights are exact in float32 (and our dequantizers
 equal gguf's bit for bit), so there is no other error source.
 
+On CPUs with AVX512-VNNI and AVX512-VBMI, Q4_0 and Q8_0 rows go through the int8 kernel
+("avx512-vnni-int8", pi_sparse_down_kernel names it): per group of 4 rows and block of 32 columns
+it rounds the 4 products h_k * d_k to int8 on a common scale and adds the integer dot products.
+Its reference is down_int8_model, that procedure in numpy, with the float bound above applied to
+the per-group sums it adds; the float kernels are tested on this CPU too, in a subprocess with
+POWERINFER_AVX512_VNNI=0 (test_float_kernels_without_vnni).
+
 The thread split is over output columns, so each y[c] is summed by one thread in list order:
 results for 1, 2 and 3 threads must be identical bit for bit.
 
@@ -93,11 +100,69 @@ def down_reference(W: np.ndarray, active, h) -> tuple[np.ndarray, np.ndarray]:
     return y, bound
 
 
+def kernel_name(name: str) -> str:
+    """The down kernel pi_sparse_down uses for this type under the SIMD path in use."""
+    return ffi.string(lib.pi_sparse_down_kernel(tid(name))).decode()
+
+
+def uses_int8(name: str) -> bool:
+    return kernel_name(name) == "avx512-vnni-int8"
+
+
+def down_int8_model(name, wbytes, n_embd, active, h) -> tuple[np.ndarray, np.ndarray]:
+    """(y, bound) of the int8 kernel's procedure (sparse_down_int8_avx512.cpp) in numpy.
+
+    The rows with h != 0 in list order, in groups of 4 (the last padded with its last row at h = 0);
+    per group and block b: s_k = h_k * d_kb (float32), m = max |s_k|, s'_k = rint(s_k * (127 / m)),
+    and the group adds (m / 127) * sum_k s'_k * (u_kj - zero) to y, u being the stored nibble
+    (Q4_0, zero 8) or the byte + 128 (Q8_0, zero 128). The integer part is exact; the float adds
+    carry one rounding each in the kernel (an FMA) and in this model (float64, then float32), so
+    |kernel - model| <= 2 * (groups + 1) * u * sum over groups of |group term|."""
+    bytes_per_block = 18 if name == "Q4_0" else 34
+    nb = n_embd // 32
+    blocks = wbytes.reshape(wbytes.shape[0], nb, bytes_per_block)
+    d = np.ascontiguousarray(blocks[:, :, :2]).view(np.float16).reshape(-1, nb).astype(np.float32)
+    if name == "Q4_0":
+        qs = blocks[:, :, 2:].astype(np.int64)
+        u, zero = np.concatenate([qs & 0xF, qs >> 4], axis=2), 8
+    else:
+        u, zero = np.ascontiguousarray(blocks[:, :, 2:]).view(np.int8).astype(np.int64) + 128, 128
+    h = np.asarray(h, dtype=np.float32)
+    keep = [(int(a), np.float32(v)) for a, v in zip(np.asarray(active), h) if v != 0]
+    y = np.zeros(n_embd, np.float32)
+    total = np.zeros(n_embd)
+    n_groups = (len(keep) + 3) // 4
+    for g in range(n_groups):
+        grp = keep[4 * g:4 * g + 4]
+        grp += [(grp[-1][0], np.float32(0))] * (4 - len(grp))
+        ids = np.array([a for a, _ in grp])
+        a = np.array([v for _, v in grp], dtype=np.float32)
+        s = d[ids] * a[:, None]                                     # float32 [4, nb]
+        m = np.abs(s).max(axis=0)
+        with np.errstate(divide="ignore"):
+            inv = np.where(m > 0, np.float32(127) / m, np.float32(0)).astype(np.float32)
+        q = np.rint(s * inv).astype(np.int64)                       # [4, nb]
+        step = (m / np.float32(127)).astype(np.float32)
+        acc = np.einsum("kb,kbj->bj", q, u[ids]) - zero * q.sum(axis=0)[:, None]
+        term = (acc.astype(np.float64) * step.astype(np.float64)[:, None]).reshape(-1)
+        y = (term + y.astype(np.float64)).astype(np.float32)
+        total += np.abs(term)
+    return y.astype(np.float64), 2 * (n_groups + 1) * U * total
+
+
+def down_expected(name, wbytes, n_embd, active, h) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, bound) for the kernel in use: the exact sum with the float bound, or the int8
+    kernel's model."""
+    if uses_int8(name):
+        return down_int8_model(name, wbytes, n_embd, active, h)
+    return down_reference(dequant(name, wbytes, n_embd), active, h)
+
+
 def assert_down(name, wbytes, n_embd, active, h, y):
-    ref, bound = down_reference(dequant(name, wbytes, n_embd), active, h)
+    ref, bound = down_expected(name, wbytes, n_embd, active, h)
     err = np.abs(y.astype(np.float64) - ref)
     worst = np.argmax(err - bound)
-    assert np.all(err <= bound), f"{name}: col {worst} err {err[worst]:.3e} > bound {bound[worst]:.3e}"
+    assert np.all(err <= bound), f"{name} ({kernel_name(name)}): col {worst} err {err[worst]:.3e} > bound {bound[worst]:.3e}"
 
 
 def n_embd_for(name: str) -> int:
@@ -132,6 +197,9 @@ def test_down_full_density_is_dense_projection(name, isa):
     w = make_rows(name, n_ff, n_embd, rng)
     h = rng.standard_normal(n_ff).astype(np.float32)
     y = sparse_down(name, w, n_embd, np.arange(n_ff), h)
+    if uses_int8(name):  # the int8 kernel's own rounding: against its model
+        assert_down(name, w, n_embd, np.arange(n_ff), h, y)
+        return
     W_down = dequant(name, w, n_embd).T  # [n_embd rows, n_ff cols]
     dense = W_down @ h.astype(np.float64)
     bound = (n_ff + 2) * U * (np.abs(W_down) @ np.abs(h.astype(np.float64)))
@@ -162,14 +230,18 @@ def test_isas_agree(name):
     _, bound = down_reference(dequant(name, w, n_embd), active, h)
     before = lib.pi_cpu_get_isa()
     try:
-        ys = {}
+        ys, int8 = {}, {}
         for i in ISAS:
             check(lib.pi_cpu_set_isa(i))
             ys[i] = sparse_down(name, w, n_embd, active, h)
+            int8[i] = uses_int8(name)
+            if int8[i]:  # a different rounding by design: against its own model instead
+                assert_down(name, w, n_embd, active, h, ys[i])
     finally:
         check(lib.pi_cpu_set_isa(before))
     for i in ISAS[1:]:
-        assert np.all(np.abs(ys[i] - ys[ISAS[0]]) <= 2 * bound), ISA_NAMES[i]
+        if not int8[i]:
+            assert np.all(np.abs(ys[i] - ys[ISAS[0]]) <= 2 * bound), ISA_NAMES[i]
 
 
 @pytest.mark.parametrize("name", ["F32", "F16", "Q4_0", "Q8_0", "Q4_K"])
@@ -186,6 +258,11 @@ def test_down_duplicates_and_order(name, isa):
     merged_ids = np.array([0, 5, 12, 40, 63], dtype=np.int32)
     merged_h = np.array([-1.0, 2.0, 3.0, -1.75, 1.0], dtype=np.float32)
     y2 = sparse_down(name, w, n_embd, merged_ids, merged_h)
+    if uses_int8(name):  # its rounding depends on how rows fall into groups of 4: each against the model
+        assert_down(name, w, n_embd, merged_ids, merged_h, y2)
+        perm = rng.permutation(active.size)
+        assert_down(name, w, n_embd, active[perm], h[perm], sparse_down(name, w, n_embd, active[perm], h[perm]))
+        return
     _, b1 = down_reference(dequant(name, w, n_embd), active, h)
     _, b2 = down_reference(dequant(name, w, n_embd), merged_ids, merged_h)
     assert np.all(np.abs(y - y2) <= b1 + b2)
@@ -401,3 +478,50 @@ def test_env_scalar_forces_reference(tmp_path):
     env = dict(os.environ, POWERINFER_ISA="scalar")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=os.getcwd())
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+
+
+def test_int8_kernel_chosen_where_the_cpu_has_it():
+    """The int8 kernel serves Q4_0 and Q8_0 on the AVX-512 path exactly when the CPU reports VNNI
+    and VBMI (pi_system_info), and never another type or path."""
+    import json
+
+    cpu = json.loads(ffi.string(lib.pi_system_info()).decode())["cpu"]
+    before = lib.pi_cpu_get_isa()
+    try:
+        for i in ISAS:
+            check(lib.pi_cpu_set_isa(i))
+            for name in ALL_TYPES:
+                want = i == 3 and name in ("Q4_0", "Q8_0") and cpu["avx512_vnni"] and cpu["avx512_vbmi"]
+                assert uses_int8(name) == want, (ISA_NAMES[i], name, kernel_name(name))
+    finally:
+        check(lib.pi_cpu_set_isa(before))
+    assert lib.pi_sparse_down_kernel(26) == ffi.NULL  # a type without a down kernel
+
+
+def test_float_kernels_without_vnni():
+    """POWERINFER_AVX512_VNNI=0 keeps Q4_0 and Q8_0 on the AVX-512 float kernels (the path of CPUs
+    without VNNI or VBMI); the down tests of this file then hold them to the float bound. The
+    kernel tables are built once per process, hence the child process."""
+    if 3 not in ISAS:
+        pytest.skip("no AVX-512 on this CPU")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, POWERINFER_AVX512_VNNI="0",
+               PYTHONPATH=os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
+    code = (
+        "import test_sparse_ops as T\n"
+        "from powerinfer_py._lib import check, lib\n"
+        "check(lib.pi_cpu_set_isa(3))\n"
+        "assert T.kernel_name('Q4_0') == T.kernel_name('Q8_0') == 'avx512-float', T.kernel_name('Q4_0')\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_sparse_ops.py"),
+                        "-k", "(Q4_0 or Q8_0) and avx512 and down and not without_vnni"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]

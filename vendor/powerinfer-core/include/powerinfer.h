@@ -475,10 +475,15 @@ PI_API pi_status pi_sparse_gather(const float * values, int64_t n, float thresho
                                   int32_t * ids, int64_t * n_ids);
 /* y[0..n_embd) = sum over k < n_active with h[k] != 0 of h[k] * row active[k] of down_t
  * (n_ff rows of n_embd values of type; h compact: h[k] belongs to active[k]). y is overwritten;
- * n_active = 0 gives zeros. Every type pi_dequantize_row reads; n_embd a multiple of its block. */
+ * n_active = 0 gives zeros. Every type pi_dequantize_row reads; n_embd a multiple of its block.
+ * The kernel pi_sparse_down_kernel names does the sum: the float kernels round as float sums do;
+ * "avx512-vnni-int8" (Q4_0, Q8_0) rounds h[k] * (block scale) to int8 per block of 4 rows. */
 PI_API pi_status pi_sparse_down(int32_t type, const void * down_t, int64_t n_ff, int64_t n_embd,
                                 const int32_t * active, const float * h, int64_t n_active,
                                 float * y, int32_t n_threads);
+/* The name of the down-projection kernel for type under the SIMD path in use ("scalar",
+ * "avx2-float", "avx512-float", "avx512-vnni-int8"), or NULL when type has none. */
+PI_API const char * pi_sparse_down_kernel(int32_t type);
 /* The hidden values alone: h[k] = act(gate_k, up_k) for k < n_active (h: n_active floats), the
  * first half of pi_sparse_ffn, on the same threads' split of the list. */
 PI_API pi_status pi_sparse_hidden(int32_t act, int32_t type, const void * up, const void * gate,

@@ -55,11 +55,11 @@ std::string build_system_info() {
         "{\"version\": \"%s\", \"abi_version\": %d, \"backends\": [%s], \"simd_built\": [%s], "
         "\"simd_in_use\": \"%s\", \"cpu\": {\"avx\": %s, \"avx2\": %s, \"fma\": %s, \"f16c\": %s, "
         "\"avx512f\": %s, \"avx512bw\": %s, \"avx512vl\": %s, \"avx512dq\": %s, \"avx512_vnni\": %s, "
-        "\"avx512_bf16\": %s, \"avx_vnni\": %s, \"neon\": %s, \"arm_dotprod\": %s}, \"cuda\": %s}",
+        "\"avx512_vbmi\": %s, \"avx512_bf16\": %s, \"avx_vnni\": %s, \"neon\": %s, \"arm_dotprod\": %s}, \"cuda\": %s}",
         PI_VERSION_STRING, PI_ABI_VERSION, backends.c_str(), paths.c_str(), isa_name(pi_cpu_get_isa()),
         bool_str(f.avx), bool_str(f.avx2), bool_str(f.fma), bool_str(f.f16c), bool_str(f.avx512f),
         bool_str(f.avx512bw), bool_str(f.avx512vl), bool_str(f.avx512dq), bool_str(f.avx512vnni),
-        bool_str(f.avx512bf16), bool_str(f.avx_vnni), bool_str(f.neon), bool_str(f.arm_dotprod), cuda.c_str());
+        bool_str(f.avx512vbmi), bool_str(f.avx512bf16), bool_str(f.avx_vnni), bool_str(f.neon), bool_str(f.arm_dotprod), cuda.c_str());
 }
 
 }  // namespace

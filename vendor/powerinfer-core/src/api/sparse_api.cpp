@@ -6,6 +6,7 @@
 #include "core/types.h"
 #include "cpu/kernels.h"
 #include "run/threadpool.h"
+#include "sparse/sparse_down.h"
 #include "sparse/sparse_ffn.h"
 
 #include <memory>
@@ -106,6 +107,8 @@ pi_status pi_sparse_gather(const float * values, int64_t n, float threshold, boo
     *n_ids = strict ? pi::gather_gt(values, n, threshold, ids) : pi::gather_ge(values, n, threshold, ids);
     return PI_OK;
 }
+
+const char * pi_sparse_down_kernel(int32_t type) { return pi::down_kernel_name(type); }
 
 pi_status pi_sparse_down(int32_t type, const void * down_t, int64_t n_ff, int64_t n_embd, const int32_t * active,
                          const float * h, int64_t n_active, float * y, int32_t n_threads) {

@@ -10,6 +10,9 @@
 #include "cpu/quant_rows.h"
 #include "powerinfer.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace pi {
 
 namespace {
@@ -53,7 +56,12 @@ const isa_down_tables & tables() {
 #endif
         r.avx512 = r.avx2;
 #if defined(PI_HAVE_AVX512_KERNELS)
-        if (f.avx2_kernels() && f.avx512_kernels()) down_table_fill_avx512(r.avx512);
+        if (f.avx2_kernels() && f.avx512_kernels()) {
+            down_table_fill_avx512(r.avx512);
+            // POWERINFER_AVX512_VNNI=0 keeps the float kernels (as it keeps the dot kernels off VNNI).
+            const char * env = std::getenv("POWERINFER_AVX512_VNNI");
+            if (f.avx512vnni && f.avx512vbmi && !(env && std::strcmp(env, "0") == 0)) down_table_fill_avx512_int8(r.avx512);
+        }
 #endif
         (void)f;
         return r;
@@ -65,6 +73,7 @@ const isa_down_tables & tables() {
 
 void down_table_fill_scalar(down_table & t) {
     for (auto & fn : t.rows) fn = nullptr;
+    for (auto & name : t.names) name = "scalar";
     t.rows[PI_TYPE_F32]  = down_rows_ref<PI_TYPE_F32>;
     t.rows[PI_TYPE_F16]  = down_rows_ref<PI_TYPE_F16>;
     t.rows[PI_TYPE_BF16] = down_rows_ref<PI_TYPE_BF16>;
@@ -84,14 +93,20 @@ bool down_supports(int32_t type) {
     return type >= 0 && type < DOWN_N_TYPES && tables().scalar.rows[type] != nullptr && can_dequantize(type);
 }
 
-down_rows_fn down_kernel(int32_t type) {
-    const down_table * t = &tables().scalar;
+namespace {
+
+const down_table & table_in_use() {
     switch (pi_cpu_get_isa()) {
-        case PI_ISA_AVX512: t = &tables().avx512; break;
-        case PI_ISA_AVX2:   t = &tables().avx2; break;
-        default:            break;
+        case PI_ISA_AVX512: return tables().avx512;
+        case PI_ISA_AVX2:   return tables().avx2;
+        default:            return tables().scalar;
     }
-    return t->rows[type];
 }
+
+}  // namespace
+
+down_rows_fn down_kernel(int32_t type) { return table_in_use().rows[type]; }
+
+const char * down_kernel_name(int32_t type) { return down_supports(type) ? table_in_use().names[type] : nullptr; }
 
 }  // namespace pi

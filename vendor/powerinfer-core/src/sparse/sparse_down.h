@@ -26,13 +26,17 @@ typedef void (*down_rows_fn)(const void * W, size_t row_bytes, size_t col_off, c
 constexpr int DOWN_N_TYPES = 31;  // type ids we index with (BF16 = 30)
 
 struct down_table {
-    down_rows_fn rows[DOWN_N_TYPES];  // nullptr: the scalar reference
+    down_rows_fn rows[DOWN_N_TYPES];   // nullptr: the scalar reference
+    const char * names[DOWN_N_TYPES];  // which kernel, for benchmarks and tests ("avx2-float", ...)
 };
 
 // Fill a table with the kernels of one ISA (entries left untouched where that ISA has none).
 void down_table_fill_scalar(down_table & t);
 void down_table_fill_avx2(down_table & t);
 void down_table_fill_avx512(down_table & t);
+// Q4_0 and Q8_0 with int8 dot products (needs AVX512-VNNI and AVX512-VBMI; results differ from
+// the float kernels by one int8 rounding per block of 4 rows: sparse_down_int8_avx512.cpp).
+void down_table_fill_avx512_int8(down_table & t);
 
 // True if the down kernels handle this weight type (every type pi::dequantize reads).
 bool down_supports(int32_t type);
@@ -40,5 +44,8 @@ bool down_supports(int32_t type);
 // The kernel for type under the ISA chosen now (pi_cpu_get_isa: POWERINFER_ISA=scalar forces the
 // reference). type must satisfy down_supports.
 down_rows_fn down_kernel(int32_t type);
+// Its name ("scalar", "avx2-float", "avx512-float", "avx512-vnni-int8"), or nullptr when
+// down_supports(type) is false.
+const char * down_kernel_name(int32_t type);
 
 }  // namespace pi

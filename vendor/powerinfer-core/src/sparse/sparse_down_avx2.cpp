@@ -5,9 +5,10 @@
 // Rows are taken four at a time: each 8-float piece of y is loaded once, receives the four rows'
 // terms in list order (one FMA each), and is stored once, which quarters the traffic on y compared
 // with one row at a time. Each row window is read front to back, and the windows of the next group
-// are prefetched while a group is computed (down_rows); the window of y (at most n_embd floats)
+// are prefetched while a group is computed (down_rows_loop.h); the window of y (at most n_embd floats)
 // stays in L1.
 #include "sparse/sparse_down.h"
+#include "sparse/down_rows_loop.h"
 
 #include "cpu/blocks.h"
 #include "powerinfer.h"
@@ -97,50 +98,14 @@ inline size_t win_f16(int64_t n) { return (size_t)n * 2; }
 inline size_t win_q4_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q4_0); }
 inline size_t win_q8_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q8_0); }
 
-// The row loop: skips h == 0 and groups the rest by four. The rows of an active set are scattered
-// over the matrix, so each new row would start a fresh stream that the hardware prefetcher needs
-// a few cache lines to pick up; instead, while one group is computed, the windows of the next
-// group are already requested (into L2, so as not to crowd y out of L1).
-template <void (*ROWS4)(const char * const *, const float *, float *, int64_t),
-          void (*ROWS1)(const char * const *, const float *, float *, int64_t), size_t (*WIN)(int64_t)>
-void down_rows(const void * W, size_t row_bytes, size_t col_off, const int32_t * ids, const float * h, int64_t n_ids,
-               float * y, int64_t n) {
-    const char * base = static_cast<const char *>(W) + col_off;
-    const size_t win  = WIN(n);
-    const char * r[2][4];
-    float        a[2][4];
-    int          m[2] = {0, 0};
-    int64_t      k    = 0;
-    auto fill = [&](int g) {
-        m[g] = 0;
-        for (; k < n_ids && m[g] < 4; k++) {
-            if (h[k] == 0.0f) continue;
-            r[g][m[g]] = base + (size_t)ids[k] * row_bytes;
-            a[g][m[g]] = h[k];
-            m[g]++;
-        }
-    };
-    int cur = 0;
-    fill(cur);
-    while (m[cur] == 4) {
-        const int nxt = cur ^ 1;
-        fill(nxt);
-        for (int j = 0; j < m[nxt]; j++) {
-            for (size_t off = 0; off < win; off += 64) _mm_prefetch(r[nxt][j] + off, _MM_HINT_T1);
-        }
-        ROWS4(r[cur], a[cur], y, n);
-        cur = nxt;
-    }
-    for (int j = 0; j < m[cur]; j++) ROWS1(r[cur] + j, a[cur] + j, y, n);
-}
-
 }  // namespace
 
 void down_table_fill_avx2(down_table & t) {
-    t.rows[PI_TYPE_F32]  = down_rows<rows_f32<4>, rows_f32<1>, win_f32>;
-    t.rows[PI_TYPE_F16]  = down_rows<rows_f16<4>, rows_f16<1>, win_f16>;
-    t.rows[PI_TYPE_Q4_0] = down_rows<rows_q32<4, block_q4_0, q4_0_unpack>, rows_q32<1, block_q4_0, q4_0_unpack>, win_q4_0>;
-    t.rows[PI_TYPE_Q8_0] = down_rows<rows_q32<4, block_q8_0, q8_0_unpack>, rows_q32<1, block_q8_0, q8_0_unpack>, win_q8_0>;
+    t.rows[PI_TYPE_F32]  = down_rows_loop<rows_f32<4>, rows_f32<1>, win_f32>;
+    t.rows[PI_TYPE_F16]  = down_rows_loop<rows_f16<4>, rows_f16<1>, win_f16>;
+    t.rows[PI_TYPE_Q4_0] = down_rows_loop<rows_q32<4, block_q4_0, q4_0_unpack>, rows_q32<1, block_q4_0, q4_0_unpack>, win_q4_0>;
+    t.rows[PI_TYPE_Q8_0] = down_rows_loop<rows_q32<4, block_q8_0, q8_0_unpack>, rows_q32<1, block_q8_0, q8_0_unpack>, win_q8_0>;
+    for (int type : {PI_TYPE_F32, PI_TYPE_F16, PI_TYPE_Q4_0, PI_TYPE_Q8_0}) t.names[type] = "avx2-float";
 }
 
 }  // namespace pi
