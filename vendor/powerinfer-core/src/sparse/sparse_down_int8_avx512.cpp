@@ -94,6 +94,20 @@ inline void group_scales_of(const char * const * r, const float * a, int64_t b0,
     _mm512_store_ps(g.step, _mm512_div_ps(m, _mm512_set1_ps(127.0f)));
 }
 
+// Requests the next 16 blocks of the 4 rows (into L2) while these are computed. The scale pass
+// of a chunk reads the block scales of 16 blocks of 4 rows before any of their quants, so a row
+// not yet in cache stalls it on misses one after another; measured from DRAM (4096 x 11008,
+// 10% of rows, one thread) this request took the kernel from 1.2x the float kernel's time to par.
+template <int BYTES>
+inline void request_next_chunk(const char * const * r, int64_t b0, int64_t nb) {
+    const int64_t c0 = b0 + 16;
+    if (c0 >= nb) return;
+    const int64_t c1 = c0 + 16 < nb ? c0 + 16 : nb;
+    for (int k = 0; k < 4; k++) {
+        for (int64_t off = c0 * BYTES; off < c1 * BYTES; off += 64) _mm_prefetch(r[k] + off, _MM_HINT_T1);
+    }
+}
+
 // y[32 b + j] += step * (C + sum_k s'_k * u_kj) for the two halves of one block: lo holds columns
 // 0..15 and hi columns 16..31 as dwords of 4 unsigned bytes.
 inline void block_add(float * yb, __m512i lo, __m512i hi, const group_scales & g, int b) {
@@ -114,6 +128,7 @@ void rows4_q4_0(const char * const * r, const float * a, float * y, int64_t n) {
     group_scales  g;
     for (int64_t b0 = 0; b0 < nb; b0 += 16) {
         const int kb = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        request_next_chunk<BYTES>(r, b0, nb);
         group_scales_of<BYTES, 8>(r, a, b0, kb, g);
         for (int b = 0; b < kb; b++) {
             const size_t o = (size_t)(b0 + b) * BYTES + 2;  // the 16 packed bytes of the block
@@ -137,6 +152,7 @@ void rows4_q8_0(const char * const * r, const float * a, float * y, int64_t n) {
     group_scales  g;
     for (int64_t b0 = 0; b0 < nb; b0 += 16) {
         const int kb = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        request_next_chunk<BYTES>(r, b0, nb);
         group_scales_of<BYTES, 128>(r, a, b0, kb, g);
         for (int b = 0; b < kb; b++) {
             const size_t o = (size_t)(b0 + b) * BYTES + 2;  // the 32 int8 of the block
