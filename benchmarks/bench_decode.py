@@ -4,7 +4,7 @@
 
 Both engines run the same GGUF file (SmolLM2-135M-Instruct Q4_1 by default), the same thread
 count, n_ctx and n_batch, and the same 512 prompt token ids, each in a fresh child process so
-that peak RSS (getrusage ru_maxrss of the child) is its own. A run measures
+that peak RSS (VmHWM of the child; see the child code on ru_maxrss) is its own. A run measures
   prefill: one 512-token batch, tokens / second;
   decode:  128 single-token steps, each taking the argmax of the last logits and feeding it back
            (the Python-visible rate, as a user of either package sees it).
@@ -73,7 +73,15 @@ for _ in range(n_gen):
     step(tok)
     tok = int(np.argmax(last_logits()))
 t_decode = time.perf_counter() - t0
+# Peak RSS of this process image: VmHWM, reset by exec. (ru_maxrss is not: Linux carries the
+# high-water mark of the forking parent across fork + exec, so a parent that once held 240 MB made
+# every child report at least that.)
 rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with open("/proc/self/status") as f:
+        rss_kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
 print(json.dumps({"prefill_tps": n_prompt / t_prefill, "decode_tps": n_gen / t_decode, "peak_rss_mb": rss_kb / 1024}))
 """
 
