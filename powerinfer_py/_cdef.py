@@ -105,6 +105,13 @@ pi_model_params pi_model_default_params(void);
 pi_status pi_model_load(const char * path, const pi_model_params * params, pi_model ** out);
 void      pi_model_free(pi_model * model);
 
+pi_status    pi_model_offload_ffn(pi_model * model, const char * device, uint64_t capacity,
+                                         const int32_t * hot_ids, const int64_t * n_hot);
+
+const char * pi_model_offload_device(const pi_model * model);
+uint64_t     pi_model_offload_bytes(const pi_model * model);
+pi_status    pi_model_offload_layer(const pi_model * model, int32_t layer, int64_t * n_hot, uint64_t * bytes);
+
 uint32_t     pi_model_gguf_version(const pi_model * model);
 bool         pi_model_is_sparse_file(const pi_model * model);
 uint64_t     pi_model_alignment(const pi_model * model);

@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from ._closeable import Closeable
 from ._lib import check, cstr, ffi, lib
@@ -217,3 +219,32 @@ class Model(Closeable):
     def arch(self) -> str:
         """general.architecture ("" when the file does not say)."""
         return cstr(lib.pi_model_arch(self.ptr)) or ""
+
+    # -- GPU split of the sparse FFN ---------------------------------------------------------------
+
+    def offload_ffn(self, device: Optional[str], capacity: int, hot: Sequence[Sequence[int]]) -> None:
+        """Puts each layer's hot neurons (hot[layer]: ascending neuron ids) on device within capacity
+        bytes (0: no limit); pi_model_offload_ffn. device None or no hot neuron removes the split.
+        Raises PowerInferError (OutOfMemoryError when the budget is short) with the cause."""
+        n_layer = int(lib.pi_model_n_layer(self.ptr))
+        if len(hot) != n_layer:
+            raise InvalidArgumentError(f"{self.path}: placement for {len(hot)} layers, the model has {n_layer}")
+        counts = np.array([len(h) for h in hot], dtype=np.int64)
+        ids = np.ascontiguousarray(np.concatenate([np.asarray(h, dtype=np.int32) for h in hot]) if n_layer
+                                   else np.zeros(0, np.int32), dtype=np.int32)
+        if ids.size == 0:
+            ids = np.zeros(1, np.int32)
+        check(lib.pi_model_offload_ffn(self.ptr, device.encode() if device else ffi.NULL, int(capacity),
+                                       ffi.from_buffer("int32_t[]", ids), ffi.from_buffer("int64_t[]", counts)))
+
+    def offload_info(self) -> Optional[dict]:
+        """{"device", "bytes", "layers": [{"layer", "hot_neurons", "bytes"}]} of the split, or None."""
+        name = cstr(lib.pi_model_offload_device(self.ptr))
+        if not name:
+            return None
+        n_hot, nbytes = ffi.new("int64_t *"), ffi.new("uint64_t *")
+        layers = []
+        for il in range(int(lib.pi_model_n_layer(self.ptr))):
+            check(lib.pi_model_offload_layer(self.ptr, il, n_hot, nbytes))
+            layers.append({"layer": il, "hot_neurons": int(n_hot[0]), "bytes": int(nbytes[0])})
+        return {"device": name, "bytes": int(lib.pi_model_offload_bytes(self.ptr)), "layers": layers}

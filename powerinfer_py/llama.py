@@ -21,11 +21,12 @@ import logging
 import os
 import random
 import threading
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _logger
+from . import _logger, _offload
 from ._closeable import Closeable
 from .errors import ContextFullError
 from ._lib import check, ffi, lib
@@ -139,6 +140,9 @@ class Llama(Closeable):
         sparse_mode: Optional[str] = None,
         sparse_threshold: Optional[float] = None,
         sparse_measure_truth: bool = False,
+        offload_device: Optional[str] = None,
+        vram_budget: Optional[Union[int, str]] = None,
+        gpu_index: Optional[str] = None,
         **kwargs,  # old names (n_parts, f16_kv, mul_mat_q, rpc_servers, device...) are ignored
     ):
         self._lock = threading.RLock()
@@ -171,8 +175,27 @@ class Llama(Closeable):
             model_kw["sparse_mode"] = sparse_mode
         if sparse_threshold is not None:
             model_kw["sparse_threshold"] = sparse_threshold
+        if n_gpu_layers and not vocab_only and not _offload.cuda_built():
+            warnings.warn(f"n_gpu_layers={n_gpu_layers}: this build has no CUDA backend, so every layer runs on "
+                          f"the CPU (reinstall with CMAKE_ARGS=\"-DPOWERINFER_CUDA=ON\" for a GPU)", stacklevel=2)
+        want_split = offload_device is not None or vram_budget is not None or gpu_index is not None
+        if want_split:
+            offload_device = offload_device or "cuda"
+            _offload.check_device(offload_device)
         self._model = Model(self.model_path, **model_kw)
         self._mp = self._model.ptr
+        self._vram_budget = _offload.budget_bytes(vram_budget)
+        if want_split and not vocab_only:
+            try:
+                n_layer, n_ff = int(lib.pi_model_n_layer(self._mp)), int(lib.pi_model_n_ff(self._mp))
+                hot = _offload.hot_neurons(self.model_path, n_layer, n_ff, gpu_index)
+                self._model.offload_ffn(offload_device, self._vram_budget, hot)
+            except BaseException:
+                self._model.close()
+                raise
+            split = self.gpu_split()
+            logger.info("offload: %d of %d FFN neurons (%.1f MiB) on %s", split["hot_neurons"],
+                        split["total_neurons"], split["used_bytes"] / 2**20, split["device"])
 
         self.metadata: Dict[str, str] = dict(self._model.metadata)
         self._n_vocab = int(lib.pi_model_n_vocab(self._mp))
@@ -260,6 +283,15 @@ class Llama(Closeable):
     def reset_timings(self) -> None:
         self._need_ctx()
         self._ctx.reset_timings()
+
+    def gpu_split(self) -> Dict[str, Any]:
+        """What went where: {"device" (None without a split), "budget_bytes" (0: none), "used_bytes",
+        "hot_neurons", "total_neurons", "layers": [{"layer", "hot_neurons", "n_ff", "share", "bytes"}],
+        "on_device", "on_cpu"}. The split is set at construction (offload_device, vram_budget,
+        gpu_index)."""
+        with self._lock:
+            n_ff = int(lib.pi_model_n_ff(self._mp)) if not self._model.vocab_only else 0
+            return _offload.split_report(self._model.offload_info(), n_ff, self._vram_budget)
 
     def sparsity_stats(self, reset: bool = False) -> Dict[str, Any]:
         """How sparse the FFNs ran, over the tokens evaluated since load or the last reset.

@@ -159,6 +159,24 @@ PI_API pi_model_params pi_model_default_params(void);
 PI_API pi_status pi_model_load(const char * path, const pi_model_params * params, pi_model ** out);
 PI_API void      pi_model_free(pi_model * model);
 
+/* ---- GPU split of the sparse FFN ----------------------------------------------------------------
+ * The hot neurons' rows of ffn_up, ffn_gate and ffn_down_t go to a device within capacity bytes
+ * (0: no limit beyond the device's memory), and each sparse layer's FFN then computes its active hot
+ * rows there and its cold rows on the CPU, adding the two down projections. Devices: "cpu-standin"
+ * (a CPU stand-in with buffers of its own and explicit copies, so that the split runs and is tested
+ * on machines without a GPU) and "cuda" / "cuda:N" (CUDA builds). hot_ids holds, layer after
+ * layer, the ascending ids of each layer's hot neurons, n_hot[layer] of them (n_layer entries).
+ * A NULL device, or every n_hot zero, removes the split; a new call replaces the old one; on
+ * failure the model keeps no split. Only sparse layers in PowerInfer's layout (ffn_down_t) split.
+ * Call while no context of this model is evaluating. */
+PI_API pi_status    pi_model_offload_ffn(pi_model * model, const char * device, uint64_t capacity,
+                                         const int32_t * hot_ids, const int64_t * n_hot);
+/* The split's device name (NULL: none), the device bytes it uses, and per layer the number of hot
+ * neurons and their bytes. */
+PI_API const char * pi_model_offload_device(const pi_model * model);
+PI_API uint64_t     pi_model_offload_bytes(const pi_model * model);
+PI_API pi_status    pi_model_offload_layer(const pi_model * model, int32_t layer, int64_t * n_hot, uint64_t * bytes);
+
 /* File facts. */
 PI_API uint32_t     pi_model_gguf_version(const pi_model * model);
 PI_API bool         pi_model_is_sparse_file(const pi_model * model); /* magic was PWRI */

@@ -106,6 +106,8 @@ enum llm_ffn_act : int32_t {
     LLM_FFN_RELU_UP      = 3,  // ReLU(up + b), no gate      (falcon in PowerInfer's files)
 };
 
+struct ffn_offload;  // run/ffn_offload.h: the hot neurons held by a device
+
 struct llm_model {
     std::string            arch;        // general.architecture
     llm_arch               arch_kind = LLM_ARCH_LLAMA;
@@ -126,6 +128,7 @@ struct llm_model {
     bool                   has_predictors   = false;  // some layer has fc1/fc2
     bool                   has_down_t       = false;  // some layer has ffn_down_t
     int64_t                pred_hidden_max  = 0;      // the largest H_l
+    const ffn_offload *    offload          = nullptr;  // set by pi_model_offload_ffn, owned by pi_model
 
     // True when layer L's FFN runs in run/ffn_sparse.cpp instead of the dense SwiGLU path.
     bool ffn_is_sparse(const llm_layer & L) const {

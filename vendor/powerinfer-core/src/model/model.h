@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gguf/gguf.h"
+#include "run/ffn_offload.h"
 #include "powerinfer.h"
 
 #include <memory>
@@ -34,4 +35,5 @@ struct pi_model {
     std::unique_ptr<pi::llm_model, pi::llm_deleter>  llm;    // null for vocab-only loads
     std::string                                      arch;   // general.architecture
     std::vector<std::string>                         meta_values;  // rendered once at load
+    std::unique_ptr<pi::ffn_offload>                 offload;  // hot FFN rows on a device, or null
 };

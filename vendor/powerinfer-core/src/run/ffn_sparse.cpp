@@ -11,6 +11,9 @@
 // ffn_batch picks union or dense by a cost model (kGatherCost below).
 #include "run/ffn_sparse.h"
 
+#include "run/ffn_offload.h"
+#include "run/ffn_parts.h"
+
 #include "cpu/kernels.h"
 #include "run/linear.h"
 #include "run/norm.h"
@@ -27,26 +30,11 @@ namespace {
 // |U| * kGatherCost < n_ff.
 constexpr double kGatherCost = 1.25;
 
-inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
+}  // namespace
 
-// The hidden value of one neuron under the model's (ReLU) activation: g its gate, u its up, b its
-// up bias (falcon, which has no gate).
-inline float hidden_act(llm_ffn_act act, float g, float u, float b) {
-    switch (act) {
-        case LLM_FFN_RELU_UP:   return relu(u + b);
-        case LLM_FFN_RELU_BOTH: return relu(g) * relu(u);
-        default:                return relu(g) * u;
-    }
-}
+// The helpers shared with run/ffn_offload.cpp (declared in run/ffn_parts.h).
+namespace ffn_parts {
 
-// Whether the FFN has a gate (all but falcon); the oracle's selection is then the gate's sign,
-// else the sign of up + bias.
-inline bool gated(const llm_model & m) { return m.ffn_act != LLM_FFN_RELU_UP; }
-
-inline float bias_of(const llm_layer & L, int64_t i) { return L.ffn_up_b ? L.ffn_up_b[i] : 0.0f; }
-
-// Token t's FFN input: falcon's was normalised with the attention's (forward_llama.cpp, into
-// buf.xf); the llama family's is rmsnorm(x) * ffn_norm, computed here into buf.xn.
 const float * ffn_input(pi_context * ctx, const llm_layer & L, int64_t t) {
     forward_buffers &   b  = ctx->buf;
     const llm_hparams & hp = ctx->llm->hp;
@@ -56,18 +44,9 @@ const float * ffn_input(pi_context * ctx, const llm_layer & L, int64_t t) {
     return b.xn.data() + t * E;
 }
 
-// y[r] = row r of w · xq for every row, the rows split among nth threads.
 void matvec_all(thread_pool & pool, int nth, const llm_weight & w, const void * xq, float * y) {
     pool.parallel_for(nth, w.n_rows, [&](int, int64_t r0, int64_t r1) {
         matvec(w.type, w.data, w.row_bytes, xq, w.n_cols, y + r0, r0, r1);
-    });
-}
-
-// fn(t) for the n_tok tokens, split among nth threads.
-template <class F>
-void each_token(thread_pool & pool, int nth, int64_t n_tok, F && fn) {
-    pool.parallel_for(nth, n_tok, [&](int, int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; t++) fn(t);
     });
 }
 
@@ -77,11 +56,6 @@ int64_t count_nonzero(const float * h, int64_t n) {
     return c;
 }
 
-// Per-token scratch carved from forward_buffers::sp_act (64-byte aligned slots).
-struct token_acts {
-    uint8_t * up, * gate, * pred, * down;
-};
-
 token_acts carve(forward_buffers & b) {
     uintptr_t p = reinterpret_cast<uintptr_t>(b.sp_act.data());
     p = (p + 63) & ~static_cast<uintptr_t>(63);
@@ -89,12 +63,6 @@ token_acts carve(forward_buffers & b) {
     return {base, base + b.sp_act_row, base + 2 * b.sp_act_row, base + 3 * b.sp_act_row};
 }
 
-// Whether layer L selects neurons by its predictor (else: every neuron, or the oracle).
-bool uses_predictor(const llm_model & m, const llm_layer & L) {
-    return m.sparse_mode == PI_SPARSE_PREDICTOR && L.fc1.data != nullptr;
-}
-
-// y (n_embd floats) = the down projection of the compact list (ids[k], h[k]), k < n.
 void down_compact(pi_context * ctx, int nth, const llm_layer & L, const token_acts & a, const int32_t * ids,
                   const float * h, int64_t n, float * y) {
     const llm_hparams & hp = ctx->llm->hp;
@@ -111,8 +79,6 @@ void down_compact(pi_context * ctx, int nth, const llm_layer & L, const token_ac
     matvec_all(*ctx->pool, nth, L.w_down, a.down, y);
 }
 
-// The predictor scores of n_tok tokens: S[t * n_ff + i] = fc2 · ReLU(fc1 · x_t), x_t the residual
-// before the FFN norm. One token uses the per-token scratch, a batch the batched products.
 void predictor_scores(pi_context * ctx, const llm_layer & L, int64_t n_tok, int nth, float * S) {
     forward_buffers & b    = ctx->buf;
     thread_pool &     pool = *ctx->pool;
@@ -136,6 +102,12 @@ void predictor_scores(pi_context * ctx, const llm_layer & L, int64_t n_tok, int 
     p2.w = &L.fc2; p2.acts = &acts; p2.y = S; p2.ldy = L.fc2.n_rows;
     project(pool, nth, &p2, 1, n_tok);
 }
+
+}  // namespace ffn_parts
+
+namespace {
+
+using namespace ffn_parts;
 
 // The FFN inputs of the n_tok tokens, prepared in acts for gate (if any) and up.
 void ffn_inputs(pi_context * ctx, const llm_layer & L, int64_t n_tok, int nth, act_set & acts) {
@@ -395,6 +367,7 @@ double ffn_batch(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, i
 }  // namespace
 
 double ffn_sparse(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, int nth) {
+    if (ctx->llm->offload && ctx->llm->offload->layer_split(il)) return ffn_offload_run(ctx, L, il, n_tok, nth);
     if (n_tok == 1 && ctx->llm->sparse_mode != PI_SPARSE_DENSE) return ffn_token(ctx, L, il, nth);
     return ffn_batch(ctx, L, il, n_tok, nth);
 }

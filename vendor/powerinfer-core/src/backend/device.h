@@ -1,0 +1,63 @@
+// device.h - the interface between the forward pass and a device that holds part of the model:
+// its own memory, explicit copies, and the one operation the hybrid FFN sends it (the hot rows of
+// a layer). Backends live apart: backend/standin_device.cpp (a CPU stand-in with separate buffers,
+// so that the placement and merge logic run and are tested on machines without a GPU) and, in CUDA
+// builds, src/cuda/.
+//
+// The hybrid FFN of one token (run/ffn_offload.cpp): the active neurons are split into hot ones,
+// whose rows of up, gate and ffn_down_t the device holds as compact matrices (row k of each is
+// neuron hot_ids[k]), and cold ones, which stay on the CPU. ffn_rows_begin hands the device the
+// FFN input and the compact indices of the active hot neurons; the CPU then computes the cold
+// rows; ffn_rows_end waits for the device and gives its part of the down projection, which is
+// added to the CPU's. A device that runs asynchronously (CUDA) overlaps the two halves; the
+// stand-in computes at begin.
+#pragma once
+
+#include "powerinfer.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pi {
+
+// One layer's hot rows in device memory.
+struct device_ffn_rows {
+    int64_t      n_rows    = 0;        // hot neurons of the layer
+    int64_t      n_embd    = 0;
+    int32_t      act       = 0;        // sparse_ffn.h ffn_act
+    int32_t      up_type   = 0, gate_type = 0, down_type = 0;
+    const void * up        = nullptr;  // [n_rows] rows of n_embd (device memory)
+    const void * gate      = nullptr;  // null without a gate (falcon)
+    const void * down_t    = nullptr;  // [n_rows] rows of n_embd
+    const float * up_bias  = nullptr;  // [n_rows] compact like the rows (falcon), or null
+};
+
+class device {
+  public:
+    virtual ~device() = default;
+    virtual const char * name() const = 0;
+    // Bytes this device may still allocate for the model (its budget minus what is allocated).
+    virtual uint64_t available() const = 0;
+    // Device memory; nullptr (with the reason in pi_last_error) when the budget or memory is short.
+    virtual void * alloc(size_t bytes) = 0;
+    virtual void   release(void * p) = 0;
+    virtual pi_status upload(void * dst, const void * src, size_t bytes) = 0;
+    // The hot part of one token's FFN. x: the FFN input (host, n_embd floats); idx: the compact
+    // indices (rows of w) of the active hot neurons, n of them. Between begin and end the host
+    // buffers x and idx stay untouched.
+    virtual pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, const int32_t * idx, int64_t n) = 0;
+    // Waits for the device and copies out h (n floats, the hidden values in idx order) and
+    // y (n_embd floats, sum over k of h[k] * down_t row idx[k]).
+    virtual pi_status ffn_rows_end(float * h, float * y) = 0;
+};
+
+// The device named name ("cpu-standin", or "cuda" / "cuda:N" in CUDA builds) with a budget of
+// capacity bytes (0: no limit beyond the device's memory). *out is null on failure.
+pi_status device_create(const char * name, uint64_t capacity, std::unique_ptr<device> * out);
+
+// The CPU stand-in (backend/standin_device.cpp).
+std::unique_ptr<device> standin_device_create(uint64_t capacity);
+
+}  // namespace pi

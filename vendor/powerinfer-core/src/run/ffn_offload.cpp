@@ -1,0 +1,229 @@
+// ffn_offload.cpp - the GPU split of the sparse FFN (ffn_offload.h): building the device's compact
+// matrices, and the hybrid step of each token.
+#include "run/ffn_offload.h"
+
+#include "core/status.h"
+#include "core/types.h"
+#include "cpu/kernels.h"
+#include "run/context.h"
+#include "run/ffn_parts.h"
+#include "sparse/sparse_ffn.h"
+
+#include <cstring>
+#include <vector>
+
+namespace pi {
+
+using namespace ffn_parts;
+
+uint64_t ffn_offload::bytes() const {
+    uint64_t b = 0;
+    for (const ffn_offload_layer & l : layers) b += l.bytes;
+    return b;
+}
+
+ffn_offload::~ffn_offload() {
+    for (ffn_offload_layer & l : layers) {
+        if (!dev) break;
+        dev->release(const_cast<void *>(l.rows.up));
+        dev->release(const_cast<void *>(l.rows.gate));
+        dev->release(const_cast<void *>(l.rows.down_t));
+        dev->release(const_cast<float *>(l.rows.up_bias));
+    }
+}
+
+namespace {
+
+// The rows ids[0..n) of w gathered on the host, then one upload. nullptr when n = 0.
+void * upload_rows(device & dev, const llm_weight & w, const int32_t * ids, int64_t n, uint64_t * bytes,
+                   pi_status * st) {
+    *st = PI_OK;
+    if (n == 0 || !w.data) return nullptr;
+    const size_t rb = (size_t)type_row_bytes(w.type, w.n_cols);
+    std::vector<uint8_t> staging(rb * (size_t)n);
+    for (int64_t k = 0; k < n; k++) std::memcpy(staging.data() + rb * (size_t)k, w.data + (size_t)ids[k] * w.row_bytes, rb);
+    void * p = dev.alloc(staging.size());
+    if (!p) {
+        *st = PI_ERR_OUT_OF_MEMORY;
+        return nullptr;
+    }
+    *bytes += (staging.size() + 63) & ~(size_t)63;
+    *st = dev.upload(p, staging.data(), staging.size());
+    return p;
+}
+
+}  // namespace
+
+pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t capacity, const int32_t * hot_ids,
+                            const int64_t * n_hot, std::unique_ptr<ffn_offload> * out) {
+    out->reset();
+    std::unique_ptr<ffn_offload> off(new ffn_offload());
+    PI_TRY(device_create(dev_name, capacity, &off->dev));
+    off->capacity = capacity;
+    const int64_t FF = m.hp.n_ff;
+    off->layers.resize(m.layers.size());
+    const int32_t * ids = hot_ids;
+    for (size_t il = 0; il < m.layers.size(); il++) {
+        const int64_t n = n_hot ? n_hot[il] : 0;
+        const llm_layer & L = m.layers[il];
+        ffn_offload_layer & ol = off->layers[il];
+        if (n < 0 || n > FF) return fail(PI_ERR_INVALID_ARGUMENT, "layer %zu: %lld hot neurons (n_ff = %lld)", il, (long long)n, (long long)FF);
+        if (n == 0) continue;
+        if (!m.ffn_is_sparse(L)) {
+            return fail(PI_ERR_UNSUPPORTED, "layer %zu: a dense SwiGLU FFN has no hot neurons to offload (only ReLU / "
+                        "sparse layers split; n_gpu_layers is for dense layers)", il);
+        }
+        if (!L.w_down_t.data) {
+            return fail(PI_ERR_UNSUPPORTED, "layer %zu stores ffn_down, not ffn_down_t: a neuron's down projection is a "
+                        "column there, not a row; export the model in PowerInfer's layout (powerinfer-py export)", il);
+        }
+        for (int64_t k = 0; k < n; k++) {
+            if (ids[k] < 0 || ids[k] >= FF || (k > 0 && ids[k] <= ids[k - 1])) {
+                return fail(PI_ERR_INVALID_ARGUMENT, "layer %zu: hot neuron ids must be ascending, distinct and below "
+                            "n_ff = %lld (entry %lld is %d)", il, (long long)FF, (long long)k, (int)ids[k]);
+            }
+        }
+        ol.hot_ids.assign(ids, ids + n);
+        ol.hot_index.assign((size_t)FF, -1);
+        for (int64_t k = 0; k < n; k++) ol.hot_index[(size_t)ids[k]] = (int32_t)k;
+        device_ffn_rows & r = ol.rows;
+        r.n_rows    = n;
+        r.n_embd    = m.hp.n_embd;
+        r.act       = m.ffn_act == LLM_FFN_RELU_BOTH ? FFN_RELU_BOTH : m.ffn_act == LLM_FFN_RELU_UP ? FFN_RELU_UP
+                                                                                                 : FFN_RELU_GATE_UP;
+        r.up_type   = L.w_up.type;
+        r.gate_type = L.w_gate.type;
+        r.down_type = L.w_down_t.type;
+        pi_status st;
+        r.up = upload_rows(*off->dev, L.w_up, ids, n, &ol.bytes, &st);
+        if (st == PI_OK && gated(m)) r.gate = upload_rows(*off->dev, L.w_gate, ids, n, &ol.bytes, &st);
+        if (st == PI_OK) r.down_t = upload_rows(*off->dev, L.w_down_t, ids, n, &ol.bytes, &st);
+        if (st == PI_OK && L.ffn_up_b) {
+            std::vector<float> b((size_t)n);
+            for (int64_t k = 0; k < n; k++) b[(size_t)k] = L.ffn_up_b[ids[k]];
+            void * p = off->dev->alloc(sizeof(float) * (size_t)n);
+            if (!p) st = PI_ERR_OUT_OF_MEMORY;
+            else {
+                ol.bytes += (sizeof(float) * (size_t)n + 63) & ~(size_t)63;
+                st = off->dev->upload(p, b.data(), sizeof(float) * (size_t)n);
+                r.up_bias = static_cast<const float *>(p);
+            }
+        }
+        if (st != PI_OK) {
+            // The device said why (its budget); say which layer it was.
+            return fail(st, "offloading layer %zu's %lld hot neurons to %s: %s", il, (long long)n, off->dev->name(),
+                        pi_last_error());
+        }
+        ids += n;
+    }
+    *out = std::move(off);
+    return PI_OK;
+}
+
+double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, int nth) {
+    const llm_model &   m    = *ctx->llm;
+    const int64_t       E    = m.hp.n_embd, FF = m.hp.n_ff;
+    forward_buffers &   b    = ctx->buf;
+    thread_pool &       pool = *ctx->pool;
+    sparse_stats &      st   = ctx->stats;
+    ffn_offload &       off  = *const_cast<ffn_offload *>(m.offload);
+    const ffn_offload_layer & ol = off.layers[(size_t)il];
+    const token_acts a = carve(b);
+    const bool predictor = uses_predictor(m, L);
+    const bool oracle    = m.sparse_mode == PI_SPARSE_ORACLE;
+
+    double t_pred = 0.0;
+    float * S = b.sp_scores.data();
+    if (predictor) {
+        stage_clock clock;
+        predictor_scores(ctx, L, n_tok, nth, S);
+        t_pred = clock.lap();
+    }
+
+    sparse_ffn_weights w;
+    w.act       = (ffn_act)ol.rows.act;
+    w.n_embd    = E;
+    w.up_type   = L.w_up.type;
+    w.up        = L.w_up.data;
+    w.up_bias   = L.ffn_up_b;
+    if (gated(m)) {
+        w.gate_type = L.w_gate.type;
+        w.gate      = L.w_gate.data;
+    }
+    // Per-token lists: the active neurons split into cold ids (CPU) and compact hot rows (device),
+    // with each one's position in the active list so that h can be put back in list order.
+    thread_local std::vector<int32_t> cold, cold_pos, hot, hot_pos;
+    thread_local std::vector<float>   h_cold, h_hot, h_all, y_cold, y_hot;
+    cold.resize((size_t)FF); cold_pos.resize((size_t)FF); hot.resize((size_t)FF); hot_pos.resize((size_t)FF);
+    h_cold.resize((size_t)FF); h_hot.resize((size_t)FF); h_all.resize((size_t)FF);
+    y_cold.resize((size_t)E); y_hot.resize((size_t)E);
+
+    for (int64_t t = 0; t < n_tok; t++) {
+        const float * xin = ffn_input(ctx, L, t);
+        act_prepare(L.w_up.type, xin, E, a.up);
+        if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
+
+        // The active list, ascending: predicted, firing (oracle), or every neuron.
+        const int32_t * ids = b.sp_ids.data();
+        int64_t         n   = 0;
+        if (predictor) {
+            n = gather_ge(S + t * FF, FF, m.sparse_threshold, b.sp_ids.data());
+        } else if (oracle) {
+            float * s = b.gate.data();
+            if (gated(m)) {
+                matvec_all(pool, nth, L.w_gate, a.gate, s);
+            } else {
+                matvec_all(pool, nth, L.w_up, a.up, s);
+                for (int64_t i = 0; i < FF; i++) s[i] += bias_of(L, i);
+            }
+            n = gather_gt(s, FF, 0.0f, b.sp_ids.data());
+        } else {
+            ids = b.sp_all.data();
+            n   = FF;
+        }
+        int64_t nc = 0, nh = 0;
+        for (int64_t k = 0; k < n; k++) {
+            const int32_t j = ol.hot_index[(size_t)ids[k]];
+            if (j >= 0) {
+                hot[(size_t)nh] = j;
+                hot_pos[(size_t)nh++] = (int32_t)k;
+            } else {
+                cold[(size_t)nc] = ids[k];
+                cold_pos[(size_t)nc++] = (int32_t)k;
+            }
+        }
+
+        // The device takes the hot rows; the CPU does the cold ones meanwhile; then the sum.
+        {
+            std::lock_guard<std::mutex> lock(off.busy);
+            off.dev->ffn_rows_begin(ol.rows, xin, hot.data(), nh);
+            sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data(), nc, h_cold.data(), b.sp_g.data());
+            sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, cold.data(), h_cold.data(), nc, y_cold.data());
+            off.dev->ffn_rows_end(h_hot.data(), y_hot.data());
+        }
+        // Statistics, as on the CPU path (before x changes: recording keeps the predictor's input):
+        // h back in list order.
+        for (int64_t k = 0; k < nc; k++) h_all[(size_t)cold_pos[(size_t)k]] = h_cold[(size_t)k];
+        for (int64_t k = 0; k < nh; k++) h_all[(size_t)hot_pos[(size_t)k]] = h_hot[(size_t)k];
+        const int64_t fired = count_nonzero(h_all.data(), n);
+        int64_t truth = predictor ? -1 : fired;
+        if (st.recording() || (truth < 0 && st.measure_truth)) {  // every neuron, densely, on the CPU
+            float * g = b.gate.data(), * u = b.up.data();
+            if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
+            matvec_all(pool, nth, L.w_up, a.up, u);
+            for (int64_t i = 0; i < FF; i++) g[i] = hidden_act(m.ffn_act, gated(m) ? g[i] : 0.0f, u[i], bias_of(L, i));
+            truth = count_nonzero(g, FF);
+            st.count_row(il, g);
+            st.record(il, t, b.x.data() + t * E, g);
+        } else {
+            st.count_list(il, ids, h_all.data(), n);
+        }
+        st.add(il, n, fired, truth);
+
+        float * x = b.x.data() + t * E;
+        for (int64_t c = 0; c < E; c++) x[c] += y_cold[(size_t)c] + y_hot[(size_t)c];
+    }
+    return t_pred;
+}
+
+}  // namespace pi
