@@ -13,7 +13,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
-from .errors import UnsupportedError
+from .errors import NotCompiledError
 from .tools.gpuidx import GPUIDX_SUFFIX, read_gpuidx_file
 from .tools.place import parse_size
 
@@ -27,7 +27,7 @@ def cuda_built() -> bool:
 def check_device(device: str) -> None:
     """Raises before any work when the device cannot exist in this build."""
     if device.startswith("cuda") and not cuda_built():
-        raise UnsupportedError(
+        raise NotCompiledError(
             f"offload_device={device!r}: this build has no CUDA backend (reinstall with "
             f'CMAKE_ARGS="-DPOWERINFER_CUDA=ON"); nothing is offloaded. offload_device="cpu-standin" runs the '
             f"same split on the CPU")

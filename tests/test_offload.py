@@ -29,7 +29,7 @@ from powerinfer_py._context import Context
 from powerinfer_py._lib import ffi, lib
 from powerinfer_py._model import Model
 from powerinfer_py._offload import cuda_built
-from powerinfer_py.errors import InvalidArgumentError, OutOfMemoryError, UnsupportedError
+from powerinfer_py.errors import InvalidArgumentError, NotCompiledError, OutOfMemoryError, UnsupportedError
 from powerinfer_py.sparse_gguf import write_sparse_gguf
 from powerinfer_py.tools.gpuidx import write_gpuidx
 
@@ -199,7 +199,7 @@ def test_bad_placements(files, tmp_path):
         with pytest.raises(InvalidArgumentError, match="unknown device"):
             m.offload_ffn("tpu", 0, [[1], [2]])
         if not cuda_built():
-            with pytest.raises(UnsupportedError, match="no CUDA backend"):
+            with pytest.raises(NotCompiledError, match="no CUDA backend"):
                 m.offload_ffn("cuda", 0, [[1], [2]])
     from test_sparse_forward import _rewrite
 
@@ -262,7 +262,7 @@ def test_llama_split_budget_and_errors(bundled_split, tmp_path):
         Llama(path, verbose=False, offload_device="cpu-standin", gpu_index=gi, vram_budget="lots")
     if not cuda_built():
         # Asking for a GPU in a CPU build is an error, never a silent CPU run ...
-        with pytest.raises(UnsupportedError, match="no CUDA backend"):
+        with pytest.raises(NotCompiledError, match="no CUDA backend"):
             Llama(path, verbose=False, vram_budget="1GiB", gpu_index=gi)
         # ... and n_gpu_layers, which scripts written for llama-cpp-python often pass, warns.
         with pytest.warns(UserWarning, match="no CUDA backend"):

@@ -38,6 +38,8 @@ class device {
   public:
     virtual ~device() = default;
     virtual const char * name() const = 0;
+    // Whether its FFN kernels read weights of this type.
+    virtual bool supports(int32_t type) const = 0;
     // Bytes this device may still allocate for the model (its budget minus what is allocated).
     virtual uint64_t available() const = 0;
     // Device memory; nullptr (with the reason in pi_last_error) when the budget or memory is short.
@@ -59,5 +61,11 @@ pi_status device_create(const char * name, uint64_t capacity, std::unique_ptr<de
 
 // The CPU stand-in (backend/standin_device.cpp).
 std::unique_ptr<device> standin_device_create(uint64_t capacity);
+
+#if defined(PI_HAVE_CUDA)
+// The CUDA device of ordinal index (src/cuda/cuda_device.cu); capacity 0: its free memory less a
+// margin.
+pi_status cuda_device_create(int index, uint64_t capacity, std::unique_ptr<device> * out);
+#endif
 
 }  // namespace pi

@@ -27,6 +27,8 @@ class standin_device final : public device {
 
     const char * name() const override { return "cpu-standin"; }
 
+    bool supports(int32_t type) const override { return kernel_supports(type) && sparse_down_supports(type); }
+
     uint64_t available() const override { return capacity_ == 0 ? UINT64_MAX : capacity_ - used_; }
 
     void * alloc(size_t bytes) override {
@@ -107,25 +109,6 @@ class standin_device final : public device {
 
 std::unique_ptr<device> standin_device_create(uint64_t capacity) {
     return std::unique_ptr<device>(new standin_device(capacity));
-}
-
-pi_status device_create(const char * name, uint64_t capacity, std::unique_ptr<device> * out) {
-    out->reset();
-    const std::string n = name ? name : "";
-    if (n == "cpu-standin") {
-        *out = standin_device_create(capacity);
-        return PI_OK;
-    }
-    if (n == "cuda" || n.rfind("cuda:", 0) == 0) {
-#if defined(PI_HAVE_CUDA)
-        return fail(PI_ERR_UNSUPPORTED, "device \"%s\": the CUDA kernels of the hybrid FFN are not written yet "
-                    "(issue 10); use \"cpu-standin\" to run the split on the CPU", n.c_str());
-#else
-        return fail(PI_ERR_UNSUPPORTED, "device \"%s\": this build has no CUDA backend (reinstall with "
-                    "CMAKE_ARGS=\"-DPOWERINFER_CUDA=ON\"); nothing is offloaded", n.c_str());
-#endif
-    }
-    return fail(PI_ERR_INVALID_ARGUMENT, "unknown device \"%s\" (expected \"cpu-standin\" or \"cuda[:N]\")", n.c_str());
 }
 
 }  // namespace pi

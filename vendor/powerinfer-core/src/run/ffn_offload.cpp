@@ -77,6 +77,12 @@ pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t
             return fail(PI_ERR_UNSUPPORTED, "layer %zu stores ffn_down, not ffn_down_t: a neuron's down projection is a "
                         "column there, not a row; export the model in PowerInfer's layout (powerinfer-py export)", il);
         }
+        for (const llm_weight * wt : {&L.w_up, &L.w_gate, &L.w_down_t}) {
+            if (wt->data && !off->dev->supports(wt->type)) {
+                return fail(PI_ERR_UNSUPPORTED, "layer %zu: %s has type %s, which device %s does not compute", il,
+                            wt->name ? wt->name : "a weight", type_get(wt->type).name, off->dev->name());
+            }
+        }
         for (int64_t k = 0; k < n; k++) {
             if (ids[k] < 0 || ids[k] >= FF || (k > 0 && ids[k] <= ids[k - 1])) {
                 return fail(PI_ERR_INVALID_ARGUMENT, "layer %zu: hot neuron ids must be ascending, distinct and below "
