@@ -34,9 +34,13 @@ def system_info() -> dict:
     """What the loaded library was built with and what this CPU supports.
 
     Keys: version, abi_version, backends (built), simd_built, simd_in_use, cpu (feature flags),
-    cuda (devices, when the CUDA backend was built), library (its path).
+    cuda (devices, when the CUDA backend was built), offload_devices (the names Llama's
+    offload_device accepts on this machine: "cpu-standin", and "cuda:N" per GPU found), library
+    (its path).
     """
     info = json.loads(ffi.string(lib.pi_system_info()).decode())
+    gpus = (info.get("cuda") or {}).get("devices") or []
+    info["offload_devices"] = ["cpu-standin"] + [f"cuda:{i}" for i in range(len(gpus))]
     info["library"] = str(LIB_PATH)
     return info
 

@@ -267,3 +267,11 @@ def test_llama_split_budget_and_errors(bundled_split, tmp_path):
         # ... and n_gpu_layers, which scripts written for llama-cpp-python often pass, warns.
         with pytest.warns(UserWarning, match="no CUDA backend"):
             Llama(path, verbose=False, n_gpu_layers=-1).close()
+
+
+def test_system_info_lists_the_offload_devices():
+    import powerinfer_py
+
+    info = powerinfer_py.system_info()
+    gpus = (info.get("cuda") or {}).get("devices") or []
+    assert info["offload_devices"] == ["cpu-standin"] + [f"cuda:{i}" for i in range(len(gpus))]

@@ -9,8 +9,8 @@
 // neuron hot_ids[k]), and cold ones, which stay on the CPU. ffn_rows_begin hands the device the
 // FFN input and the compact indices of the active hot neurons; the CPU then computes the cold
 // rows; ffn_rows_end waits for the device and gives its part of the down projection, which is
-// added to the CPU's. A device that runs asynchronously (CUDA) overlaps the two halves; the
-// stand-in computes at begin.
+// added to the CPU's. Devices run asynchronously (CUDA on its stream, the stand-in on a thread
+// of its own), so the two halves overlap.
 #pragma once
 
 #include "powerinfer.h"

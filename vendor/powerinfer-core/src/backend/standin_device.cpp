@@ -1,16 +1,23 @@
 // standin_device.cpp - a CPU stand-in for a GPU (device.h): memory of its own under a byte budget,
 // uploads that copy, and the hot-rows FFN computed by the CPU kernels on the device's compact
-// matrices. It lets the placement and the hot / cold merge run, and be tested, on every machine:
-// a split model must give the logits of the CPU path. Nothing here is fast, and nothing needs to be.
+// matrices, on a thread of its own, so that it runs at the same time as the CPU's cold rows and
+// the begin / end protocol is exercised as a GPU's stream would: ffn_rows_begin copies x and the
+// row indices into the device's buffers and hands the work to that thread; ffn_rows_end sleeps on
+// a condition variable until it is done (no spinning). The placement and the hot / cold merge
+// thus run, and are tested, on every machine: a split model must give the logits of the CPU path.
+// Nothing here is fast, and nothing needs to be.
 #include "backend/device.h"
 
 #include "core/status.h"
 #include "cpu/kernels.h"
 #include "sparse/sparse_ffn.h"
 
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -20,8 +27,14 @@ namespace {
 
 class standin_device final : public device {
   public:
-    explicit standin_device(uint64_t capacity) : capacity_(capacity) {}
+    explicit standin_device(uint64_t capacity) : capacity_(capacity), worker_([this] { work(); }) {}
     ~standin_device() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        worker_.join();
         for (auto & kv : blocks_) std::free(kv.first);
     }
 
@@ -62,12 +75,65 @@ class standin_device final : public device {
     }
 
     pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, const int32_t * idx, int64_t n) override {
-        // Computed now, on the calling thread, from the device's own copies of the rows.
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !pending_; });  // one job at a time, as on one stream
+        // The "transfers": the input and the indices into the device's own buffers.
+        w_ = w;
+        x_.assign(x, x + w.n_embd);
+        idx_.assign(idx, idx + n);
+        n_ = n;
+        pending_ = true;
+        done_    = false;
+        cv_.notify_all();
+        return PI_OK;
+    }
+
+    pi_status ffn_rows_end(float * h, float * y) override {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return done_; });
+        if (n_ > 0) std::memcpy(h, h_.data(), sizeof(float) * (size_t)n_);
+        std::memcpy(y, y_.data(), sizeof(float) * y_.size());
+        pending_ = false;
+        cv_.notify_all();
+        return PI_OK;
+    }
+
+  private:
+    uint64_t                           capacity_;
+    uint64_t                           used_ = 0;
+    std::unordered_map<void *, size_t> blocks_;
+    std::vector<uint8_t>               xq_up_, xq_gate_;
+    std::vector<float>                 h_, g_, y_, x_;
+    std::vector<int32_t>               idx_;
+    device_ffn_rows                    w_;
+    int64_t                            n_ = 0;
+    bool                               pending_ = false, done_ = false, stop_ = false;
+    std::mutex                         mu_;
+    std::condition_variable            cv_;
+    std::thread                        worker_;  // last: started once the rest is built
+
+    // The device's thread: waits for a job, computes it, says so.
+    void work() {
+        std::unique_lock<std::mutex> lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [this] { return stop_ || (pending_ && !done_); });
+            if (stop_) return;
+            lock.unlock();
+            compute();
+            lock.lock();
+            done_ = true;
+            cv_.notify_all();
+        }
+    }
+
+    // The hot rows of the job: h and y from the device's copies of the rows.
+    void compute() {
+        const device_ffn_rows & w = w_;
+        const int64_t           n = n_;
         h_.resize((size_t)(n > 0 ? n : 1));
         g_.resize(h_.size());
         y_.assign((size_t)w.n_embd, 0.0f);
-        n_ = n;
-        if (n == 0) return PI_OK;
+        if (n == 0) return;
         sparse_ffn_weights sw;
         sw.act       = (ffn_act)w.act;
         sw.n_embd    = w.n_embd;
@@ -79,30 +145,15 @@ class standin_device final : public device {
         sw.down_t    = w.down_t;
         sw.up_bias   = w.up_bias;  // compact, like the rows: up_bias[idx[k]] is the right neuron's
         xq_up_.resize(act_bytes(w.up_type, w.n_embd));
-        act_prepare(w.up_type, x, w.n_embd, xq_up_.data());
+        act_prepare(w.up_type, x_.data(), w.n_embd, xq_up_.data());
         if (w.gate) {
             xq_gate_.resize(act_bytes(w.gate_type, w.n_embd));
-            act_prepare(w.gate_type, x, w.n_embd, xq_gate_.data());
+            act_prepare(w.gate_type, x_.data(), w.n_embd, xq_gate_.data());
         }
-        sparse_ffn_hidden(nullptr, 1, sw, xq_up_.data(), w.gate ? xq_gate_.data() : xq_up_.data(), idx, n, h_.data(),
-                          g_.data());
-        sparse_down(nullptr, 1, w.down_type, w.down_t, w.n_embd, idx, h_.data(), n, y_.data());
-        return PI_OK;
+        sparse_ffn_hidden(nullptr, 1, sw, xq_up_.data(), w.gate ? xq_gate_.data() : xq_up_.data(), idx_.data(), n,
+                          h_.data(), g_.data());
+        sparse_down(nullptr, 1, w.down_type, w.down_t, w.n_embd, idx_.data(), h_.data(), n, y_.data());
     }
-
-    pi_status ffn_rows_end(float * h, float * y) override {
-        if (n_ > 0) std::memcpy(h, h_.data(), sizeof(float) * (size_t)n_);
-        std::memcpy(y, y_.data(), sizeof(float) * y_.size());
-        return PI_OK;
-    }
-
-  private:
-    uint64_t                           capacity_;
-    uint64_t                           used_ = 0;
-    std::unordered_map<void *, size_t> blocks_;
-    std::vector<uint8_t>               xq_up_, xq_gate_;
-    std::vector<float>                 h_, g_, y_;
-    int64_t                            n_ = 0;
 };
 
 }  // namespace

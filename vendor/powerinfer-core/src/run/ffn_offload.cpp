@@ -202,10 +202,21 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
         // The device takes the hot rows; the CPU does the cold ones meanwhile; then the sum.
         {
             std::lock_guard<std::mutex> lock(off.busy);
-            off.dev->ffn_rows_begin(ol.rows, xin, hot.data(), nh);
+            pi_status ds = off.dev->ffn_rows_begin(ol.rows, xin, hot.data(), nh);
             sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data(), nc, h_cold.data(), b.sp_g.data());
             sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, cold.data(), h_cold.data(), nc, y_cold.data());
-            off.dev->ffn_rows_end(h_hot.data(), y_hot.data());
+            const pi_status de = off.dev->ffn_rows_end(h_hot.data(), y_hot.data());
+            if (ds == PI_OK) ds = de;
+            if (ds != PI_OK) {
+                // A device that fails mid-run (a driver error) must not leave a wrong answer: the hot
+                // rows are done on the CPU from the model's own weights, and the failure is logged
+                // once per token (the decode cannot return it from here).
+                PI_LOG_E("%s failed on layer %d (%s); its hot rows ran on the CPU", off.dev->name(), il,
+                         pi_last_error());
+                for (int64_t k = 0; k < nh; k++) hot[(size_t)k] = ol.hot_ids[(size_t)hot[(size_t)k]];
+                sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, hot.data(), nh, h_hot.data(), b.sp_g.data());
+                sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, hot.data(), h_hot.data(), nh, y_hot.data());
+            }
         }
         // Statistics, as on the CPU path (before x changes: recording keeps the predictor's input):
         // h back in list order.
