@@ -305,3 +305,22 @@ def test_wrong_shape_and_missing_tensor_name_the_tensor(tmp_path):
     path = write_tiny_llama(tmp_path / "missing.gguf", drop=("blk.1.ffn_gate.weight",))
     with pytest.raises(FileFormatError, match="blk.1.ffn_gate.weight is missing"):
         Model(str(path))
+
+
+def test_long_context_decode_equals_batch_bit_for_bit(tmp_path):
+    """Past 512 keys, one-token decoding takes attention's finer split (run/attention.cpp:
+    scores by chunks of keys, outputs by chunks of dimensions, the query heads of a KV head
+    together). On F32 weights and an F32 KV cache every product is then the same kernel call shape
+    as in the prompt's blocks, so decoding token by token gives the prompt's logits bit for bit."""
+    path = write_tiny_llama(tmp_path / "gqa.gguf", n_head=4, n_head_kv=2, n_layer=2, seed=3)
+    rng = np.random.default_rng(0)
+    tokens = [int(t) for t in rng.integers(0, 200, size=600)]
+    with Model(str(path)) as m:
+        batch = all_position_logits(m, tokens, n_ctx=640, n_batch=640, kv_type="f32")
+        with ctx_for(m, n_ctx=640, n_batch=640, kv_type="f32") as ctx:
+            ctx.decode(tokens[:540])
+            rows = []
+            for t in tokens[540:]:
+                ctx.decode([t])
+                rows.append(ctx.logits())
+    np.testing.assert_array_equal(np.stack(rows), batch[540:])

@@ -50,7 +50,7 @@ pi_status context_alloc(pi_context * ctx) {
     const bool ok = b.x.alloc(NB * hp.n_embd) && b.xn.alloc(NB * hp.n_embd) && b.q.alloc(NB * hp.n_embd_q()) &&
                     b.k.alloc(NB * hp.n_embd_kv()) && b.v.alloc(NB * hp.n_embd_kv()) &&
                     b.att.alloc(NB * hp.n_embd_q()) && b.tmp.alloc(NB * hp.n_embd) && b.gate.alloc(NB * hp.n_ff) &&
-                    b.up.alloc(NB * hp.n_ff) && b.attn_scratch.alloc(pool_size * attention_scratch_bytes(ctx->kv) / sizeof(float)) &&
+                    b.up.alloc(NB * hp.n_ff) && b.attn_scratch.alloc(pool_size * attention_scratch_bytes(ctx->kv, ctx->llm->hp.n_head) / sizeof(float)) &&
                     b.rope_cos.alloc(NB * (hp.n_rot / 2)) && b.rope_sin.alloc(NB * (hp.n_rot / 2));
     if (!ok) return fail(PI_ERR_OUT_OF_MEMORY, "out of memory for the scratch of a %zu-token batch", NB);
 
@@ -104,7 +104,7 @@ pi_status context_alloc(pi_context * ctx) {
 
 pi_status context_resize_threads(pi_context * ctx, int32_t n_threads, int32_t n_threads_batch) {
     const int pool_size = std::max(n_threads, n_threads_batch);
-    const size_t need = pool_size * attention_scratch_bytes(ctx->kv) / sizeof(float);
+    const size_t need = pool_size * attention_scratch_bytes(ctx->kv, ctx->llm->hp.n_head) / sizeof(float);
     if (need > ctx->buf.attn_scratch.n) {
         fbuf bigger;  // allocated aside so that a failure leaves the context as it was
         if (!bigger.alloc(need)) {

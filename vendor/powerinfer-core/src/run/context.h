@@ -51,7 +51,7 @@ struct forward_buffers {
     fbuf attn_out; // [n_batch][n_embd]  falcon: Wo's output, added to x after the FFN
     fbuf gate;    // [n_batch][n_ff]     gate, then silu(gate) * up
     fbuf up;      // [n_batch][n_ff]
-    fbuf attn_scratch;  // attention_scratch_bytes(kv) per thread (run/attention.h)
+    fbuf attn_scratch;  // attention_scratch_bytes(kv, n_head) per thread (run/attention.h)
     fbuf rope_cos, rope_sin;  // [n_batch][n_rot / 2]
     std::vector<uint8_t> act_mem;  // the act_set slots: kSlots * n_batch * max act row bytes
     size_t act_row_max = 0;

@@ -1,5 +1,7 @@
-// norm.cpp - RMSNorm, SwiGLU and softmax on f32 rows.
+// norm.cpp - RMSNorm, SwiGLU and softmax on f32 rows (the exp passes in cpu/vec_exp.cpp).
 #include "run/norm.h"
+
+#include "cpu/vec_exp.h"
 
 #include <cmath>
 
@@ -23,19 +25,9 @@ void layernorm(float * out, const float * x, const float * w, const float * b, i
 }
 
 void silu_mul(float * g, const float * u, int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    if (i1 > i0) silu_mul_row(g + i0, u + i0, i1 - i0);
 }
 
-void softmax(float * x, int64_t n) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = std::exp(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}
+void softmax(float * x, int64_t n) { softmax_row(x, n); }
 
 }  // namespace pi
