@@ -62,11 +62,19 @@ typedef void (*vec_dot_batch_fn)(int64_t n, const void * w, const void * xq, siz
 typedef void (*vec_dot_rows_fn)(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y,
                                 int64_t n_rows);
 
+// Many short rows (n values each, as the keys of attention: head_dim 64 or 128) against nb <= 4
+// activations: Y[b * ldy + r] = dot(row r of W, activation b) for r < n_rows, rows row_bytes apart.
+// The bits of dot_batch's for every (row, activation); faster because sixteen rows share one
+// horizontal reduction instead of one each.
+typedef void (*vec_dot_short_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq,
+                                 size_t x_stride, int nb, float * Y, int64_t ldy);
+
 struct dot_table {
     vec_dot_fn       dot[DOT_N_TYPES];        // nullptr: use the scalar one
     vec_dot_rows_fn  dot_rows[DOT_N_TYPES];   // nullptr: matvec calls dot per row
     vec_dot_batch_fn dot_batch[DOT_N_TYPES];  // nullptr: call dot per activation
     int              batch_max[DOT_N_TYPES];  // largest nb dot_batch takes
+    vec_dot_short_fn short_rows[DOT_N_TYPES]; // nullptr: per row through dot_batch (see matmul)
     // Converts n floats into the ACT_Q8 / ACT_Q8K format (nullptr: scalar). Must give the same bytes
     // as the scalar code: tests compare them.
     void (*prepare_q8)(const float * x, int64_t n, void * out, q8_sum sum_kind);

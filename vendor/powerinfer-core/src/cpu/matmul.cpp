@@ -9,6 +9,10 @@ namespace pi {
 
 namespace {
 
+// Rows this short or shorter go through dot_table::short_rows when the ISA has one: their
+// per-row call and horizontal sum would otherwise cost more than the row's products.
+constexpr int64_t kShortRow = 256;
+
 // The row kernel of wtype on the chosen ISA; nullptr for a type without one (callers check
 // kernel_supports first, so this only keeps a bad id from indexing past the table).
 vec_dot_fn dot_for(const dot_table & t, int32_t wtype) {
@@ -76,6 +80,19 @@ void products(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq
 
 void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
             int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1) {
+    // Short rows (attention's keys): the kernel that reduces sixteen rows at once, same bits.
+    const dot_table & t = dot_table_current();
+    if (wtype >= 0 && wtype < DOT_N_TYPES && t.short_rows[wtype] && n_cols <= kShortRow && r1 > r0) {
+        const int   bmax = std::max(1, std::min(4, t.batch_max[wtype]));
+        const char * w   = static_cast<const char *>(W) + (size_t)r0 * w_row_bytes;
+        const char * x   = static_cast<const char *>(xq);
+        for (int64_t b = 0; b < n_b; b += bmax) {
+            const int nb = (int)std::min<int64_t>(bmax, n_b - b);
+            t.short_rows[wtype](n_cols, w, w_row_bytes, r1 - r0, x + (size_t)b * xq_stride, xq_stride, nb,
+                                Y + b * ldy + r0, ldy);
+        }
+        return;
+    }
     products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, r0, r1, [](int64_t k) { return k; });
 }
 
