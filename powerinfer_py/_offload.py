@@ -33,13 +33,43 @@ def check_device(device: str) -> None:
             f"same split on the CPU")
 
 
-def hot_neurons(model_path: str, n_layer: int, n_ff: int, gpu_index: Optional[str]) -> List[np.ndarray]:
-    """The ascending hot neuron ids of each layer, from gpu_index or <model>.generated.gpuidx."""
+def index_from_profile(model_path: str, profile_path: str, budget: int, n_ctx: int) -> str:
+    """Our placement (powerinfer_py.tools.place: MILP with scipy, else greedy) of the model under
+    budget bytes (which also counts what goes to the GPU before any FFN neuron: attention,
+    predictors, output head, a KV cache of n_ctx, compute buffers, a margin) from an activation profile, written as PowerInfer's .generated.gpuidx next to the
+    model, or under ~/.cache/powerinfer-py/gpuidx/ when that folder is not writable. Returns its path."""
+    from .tools.activation_profile import load_profile_npz
+    from .tools.place import place
+
+    if budget <= 0:
+        raise ValueError("offload_profile= needs vram_budget= (the placement is computed for a budget)")
+    out = model_path + GPUIDX_SUFFIX
+    if not os.access(os.path.dirname(os.path.abspath(out)), os.W_OK):
+        cache = os.path.join(os.path.expanduser("~"), ".cache", "powerinfer-py", "gpuidx")
+        os.makedirs(cache, exist_ok=True)
+        out = os.path.join(cache, os.path.basename(out))
+    try:
+        import scipy  # noqa: F401
+        method = "milp"
+    except ImportError:
+        method = "greedy"
+    place(model_path, load_profile_npz(profile_path), budget, n_ctx=n_ctx, method=method, out=out)
+    return out
+
+
+def hot_neurons(model_path: str, n_layer: int, n_ff: int, gpu_index: Optional[str],
+                profile: Optional[str] = None, budget: int = 0, n_ctx: int = 2048) -> List[np.ndarray]:
+    """The ascending hot neuron ids of each layer: from gpu_index, or placed by our solver from an
+    activation profile (written as <model>.generated.gpuidx), or from an existing
+    <model>.generated.gpuidx."""
+    if gpu_index is None and profile is not None:
+        gpu_index = index_from_profile(model_path, profile, budget, n_ctx)
     path = gpu_index or model_path + GPUIDX_SUFFIX
     if not os.path.isfile(path):
         raise ValueError(
-            f"no GPU index for {model_path}: pass gpu_index=<file>, or write {os.path.basename(path)} with "
-            f"`powerinfer-py place {os.path.basename(model_path)} --profile <profile.npz> --vram-budget <size>`")
+            f"no GPU index for {model_path}: pass gpu_index=<file>, or offload_profile=<profile.npz> with "
+            f"vram_budget=, or write {os.path.basename(path)} with `powerinfer-py place "
+            f"{os.path.basename(model_path)} --profile <profile.npz> --vram-budget <size>`")
     masks = read_gpuidx_file(path).masks
     if len(masks) != n_layer:
         raise ValueError(f"{path}: a GPU index for {len(masks)} layers; the model has {n_layer}")

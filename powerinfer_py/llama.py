@@ -82,7 +82,15 @@ def longest_token_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Llama(Closeable):
-    """A model and one context, with llama-cpp-python's methods. See the module docstring."""
+    """A model and one context, with llama-cpp-python's methods. See the module docstring.
+
+    powerinfer-py's own arguments: sparse_mode ("auto", "dense", "predictor", "oracle"),
+    sparse_threshold and sparse_measure_truth for ReLU models (README "Sparse inference"); and the
+    GPU split of their FFN: offload_device ("cuda", "cuda:N", or "cpu-standin", a CPU stand-in
+    device), vram_budget (bytes or text such as "12GiB"), and which neurons go there: gpu_index
+    (PowerInfer's .generated.gpuidx; default <model>.generated.gpuidx) or offload_profile (an
+    activation profile .npz from `powerinfer-py profile`, placed by our solver under vram_budget and
+    written as that gpuidx). gpu_split() reports the result."""
 
     def __init__(
         self,
@@ -143,6 +151,7 @@ class Llama(Closeable):
         offload_device: Optional[str] = None,
         vram_budget: Optional[Union[int, str]] = None,
         gpu_index: Optional[str] = None,
+        offload_profile: Optional[str] = None,
         **kwargs,  # old names (n_parts, f16_kv, mul_mat_q, rpc_servers, device...) are ignored
     ):
         self._lock = threading.RLock()
@@ -178,7 +187,8 @@ class Llama(Closeable):
         if n_gpu_layers and not vocab_only and not _offload.cuda_built():
             warnings.warn(f"n_gpu_layers={n_gpu_layers}: this build has no CUDA backend, so every layer runs on "
                           f"the CPU (reinstall with CMAKE_ARGS=\"-DPOWERINFER_CUDA=ON\" for a GPU)", stacklevel=2)
-        want_split = offload_device is not None or vram_budget is not None or gpu_index is not None
+        want_split = (offload_device is not None or vram_budget is not None or gpu_index is not None
+                      or offload_profile is not None)
         if want_split:
             offload_device = offload_device or "cuda"
             _offload.check_device(offload_device)
@@ -188,7 +198,8 @@ class Llama(Closeable):
         if want_split and not vocab_only:
             try:
                 n_layer, n_ff = int(lib.pi_model_n_layer(self._mp)), int(lib.pi_model_n_ff(self._mp))
-                hot = _offload.hot_neurons(self.model_path, n_layer, n_ff, gpu_index)
+                hot = _offload.hot_neurons(self.model_path, n_layer, n_ff, gpu_index, offload_profile,
+                                           self._vram_budget, int(n_ctx) if n_ctx else 2048)
                 self._model.offload_ffn(offload_device, self._vram_budget, hot)
             except BaseException:
                 self._model.close()

@@ -275,3 +275,44 @@ def test_system_info_lists_the_offload_devices():
     info = powerinfer_py.system_info()
     gpus = (info.get("cuda") or {}).get("devices") or []
     assert info["offload_devices"] == ["cpu-standin"] + [f"cuda:{i}" for i in range(len(gpus))]
+
+
+def test_llama_places_from_a_profile(bundled_split, tmp_path):
+    """offload_profile= with vram_budget=: our solver places the hottest neurons under the budget
+    and writes the gpuidx next to the model (here a copy in tmp_path)."""
+    import shutil
+
+    from powerinfer_py.tools.activation_profile import Profile, save_profile_npz
+    from powerinfer_py.tools.gpuidx import read_gpuidx
+
+    path, _, masks = bundled_split
+    model = tmp_path / "model.powerinfer.gguf"
+    shutil.copy(path, model)
+    rng = np.random.default_rng(5)
+    counts = [rng.integers(0, 1000, size=m.size).astype(np.float64) for m in masks]
+    prof = tmp_path / "p.npz"
+    save_profile_npz(Profile(n_layer=len(masks), n_ff=masks[0].size, n_tokens=1000, counts=counts), prof)
+    with pytest.raises(ValueError, match="vram_budget"):
+        Llama(str(model), verbose=False, offload_device="cpu-standin", offload_profile=str(prof))
+    with pytest.raises(ValueError, match="short of what must be on the GPU"):
+        Llama(str(model), verbose=False, offload_device="cpu-standin", offload_profile=str(prof), vram_budget="16MiB")
+    # Attention, predictors, head, a KV cache, buffers and a 64 MiB margin come first; then room for
+    # half of the FFN's bytes.
+    from powerinfer_py.tools.place import plan_budget, read_model_facts
+
+    facts = read_model_facts(str(model))
+    big = 1 << 40
+    first = big - plan_budget(facts, big, n_ctx=512).ffn
+    budget = first + sum(b * n for b, n in zip(facts.neuron_bytes, facts.n_ff)) // 2
+    with Llama(str(model), n_ctx=512, verbose=False, offload_device="cpu-standin", offload_profile=str(prof),
+               vram_budget=budget) as llm:
+        split = llm.gpu_split()
+        written = read_gpuidx(str(model) + ".generated.gpuidx")
+        assert [l["hot_neurons"] for l in split["layers"]] == [int(m.sum()) for m in written]
+        assert 0 < split["hot_neurons"] < split["total_neurons"]
+        assert split["used_bytes"] <= budget - first + 64 * len(masks) * 3  # rows, 64-byte aligned buffers
+        # The hottest neurons of each layer by the profile's counts are the ones placed.
+        for c, m in zip(counts, written):
+            k = int(m.sum())
+            if 0 < k < c.size:
+                assert c[m].min() >= np.sort(c)[::-1][k - 1] - 1e-9
