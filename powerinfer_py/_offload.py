@@ -97,6 +97,6 @@ def split_report(info: Optional[dict], n_ff: int, budget: int) -> dict:
         "hot_neurons": sum(l["hot_neurons"] for l in layers),
         "total_neurons": n_ff * len(layers),
         "layers": layers,
-        "on_device": ["hot FFN rows (ffn_up, ffn_gate, ffn_down_t)"],
-        "on_cpu": ["cold FFN rows", "predictors", "attention and KV cache", "norms", "embeddings and output head"],
+        "on_device": ["hot FFN rows (ffn_up, ffn_gate, ffn_down_t)", "the predictors of layers with hot rows"],
+        "on_cpu": ["cold FFN rows", "attention and KV cache", "norms", "embeddings and output head"],
     }

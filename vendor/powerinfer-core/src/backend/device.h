@@ -34,6 +34,14 @@ struct device_ffn_rows {
     const float * up_bias  = nullptr;  // [n_rows] compact like the rows (falcon), or null
 };
 
+// One layer's activity predictor in device memory: scores = fc2 · ReLU(fc1 · x).
+struct device_predictor {
+    int64_t      n_embd = 0, hidden = 0, n_ff = 0;
+    int32_t      fc1_type = 0, fc2_type = 0;
+    const void * fc1 = nullptr;  // [hidden] rows of n_embd
+    const void * fc2 = nullptr;  // [n_ff] rows of hidden
+};
+
 class device {
   public:
     virtual ~device() = default;
@@ -53,6 +61,9 @@ class device {
     // Waits for the device and copies out h (n floats, the hidden values in idx order) and
     // y (n_embd floats, sum over k of h[k] * down_t row idx[k]).
     virtual pi_status ffn_rows_end(float * h, float * y) = 0;
+    // scores (n_ff floats, host) = the predictor of x (n_embd floats, host); returns when done
+    // (the CPU needs the active set before either half of the FFN can start).
+    virtual pi_status predict(const device_predictor & p, const float * x, float * scores) = 0;
 };
 
 // The device named name ("cpu-standin", or "cuda" / "cuda:N" in CUDA builds) with a budget of

@@ -9,6 +9,7 @@
 #include "backend/device.h"
 
 #include "core/status.h"
+#include "core/types.h"
 #include "cpu/kernels.h"
 #include "sparse/sparse_ffn.h"
 
@@ -98,7 +99,24 @@ class standin_device final : public device {
         return PI_OK;
     }
 
+    pi_status predict(const device_predictor & p, const float * x, float * scores) override {
+        // On the caller's thread: nothing else is running on the device at this point.
+        std::lock_guard<std::mutex> lock(mu_);
+        px_.resize(act_bytes(p.fc1_type, p.n_embd));
+        act_prepare(p.fc1_type, x, p.n_embd, px_.data());
+        ph_.resize((size_t)p.hidden);
+        matvec(p.fc1_type, p.fc1, (size_t)type_row_bytes(p.fc1_type, p.n_embd), px_.data(), p.n_embd, ph_.data(), 0,
+               p.hidden);
+        for (float & v : ph_) v = v > 0.0f ? v : 0.0f;
+        px_.resize(act_bytes(p.fc2_type, p.hidden));
+        act_prepare(p.fc2_type, ph_.data(), p.hidden, px_.data());
+        matvec(p.fc2_type, p.fc2, (size_t)type_row_bytes(p.fc2_type, p.hidden), px_.data(), p.hidden, scores, 0, p.n_ff);
+        return PI_OK;
+    }
+
   private:
+    std::vector<uint8_t>               px_;   // the predictor's prepared input
+    std::vector<float>                 ph_;   // its hidden layer
     uint64_t                           capacity_;
     uint64_t                           used_ = 0;
     std::unordered_map<void *, size_t> blocks_;

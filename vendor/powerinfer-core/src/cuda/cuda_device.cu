@@ -14,6 +14,9 @@
 // x stays f32, so the GPU's products are the exact dot products rounded once per partial sum (the
 // CPU path rounds x to int8 blocks for quantized weights: the two agree to that rounding).
 //
+//   predict         the layer's predictor, fc1 then ReLU then fc2 (gemv_kernel, one block per row),
+//                   scores copied back; synchronous: the active set decides both halves' work.
+//
 // Status: compiled and linked in CI; not yet run on a GPU (no GPU was lent to the sessions that
 // wrote it). tests/test_offload_cuda.py compares it with the CPU stand-in when a GPU is present.
 #include <cuda_fp16.h>
@@ -120,6 +123,17 @@ __global__ void down_kernel(rows_args a, const int32_t * idx, const float * h, i
     y[c] = acc;
 }
 
+// y[r] = row r of W . x (ReLU'd when relu), one block per row: the predictor's two products.
+__global__ void gemv_kernel(int32_t type, const uint8_t * W, size_t rb, int64_t n, const float * x, float * y,
+                            bool relu) {
+    __shared__ float shared[32];
+    const uint8_t * row = W + (size_t)blockIdx.x * rb;
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += load_value(type, row, j) * x[j];
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) y[blockIdx.x] = relu ? fmaxf(s, 0.0f) : s;
+}
+
 pi_status cuda_fail(cudaError_t e, const char * what) {
     return fail(e == cudaErrorMemoryAllocation ? PI_ERR_OUT_OF_MEMORY : PI_ERR_INTERNAL, "CUDA %s: %s", what,
                 cudaGetErrorString(e));
@@ -140,7 +154,7 @@ class cuda_device final : public device {
     ~cuda_device() override {
         cudaSetDevice(index_);
         for (auto & kv : blocks_) cudaFree(kv.first);
-        cudaFree(d_x_); cudaFree(d_idx_); cudaFree(d_h_); cudaFree(d_y_);
+        cudaFree(d_x_); cudaFree(d_idx_); cudaFree(d_h_); cudaFree(d_y_); cudaFree(d_ph_);
         cudaFreeHost(p_x_); cudaFreeHost(p_idx_); cudaFreeHost(p_h_); cudaFreeHost(p_y_);
         if (done_) cudaEventDestroy(done_);
         if (stream_) cudaStreamDestroy(stream_);
@@ -242,7 +256,35 @@ class cuda_device final : public device {
         return PI_OK;
     }
 
+    pi_status predict(const device_predictor & p, const float * x, float * scores) override {
+        PI_CUDA(cudaSetDevice(index_), "cudaSetDevice");
+        PI_TRY(scratch(p.n_embd, p.n_ff));
+        if (p.hidden > cap_hidden_) {
+            cudaFree(d_ph_);
+            d_ph_ = nullptr;
+            cap_hidden_ = 0;
+            PI_CUDA(cudaMalloc(&d_ph_, sizeof(float) * (size_t)p.hidden), "scratch");
+            cap_hidden_ = p.hidden;
+        }
+        std::memcpy(p_x_, x, sizeof(float) * (size_t)p.n_embd);
+        PI_CUDA(cudaMemcpyAsync(d_x_, p_x_, sizeof(float) * (size_t)p.n_embd, cudaMemcpyHostToDevice, stream_), "copy x");
+        gemv_kernel<<<(unsigned)p.hidden, 128, 0, stream_>>>(p.fc1_type, static_cast<const uint8_t *>(p.fc1),
+                                                             (size_t)type_row_bytes(p.fc1_type, p.n_embd), p.n_embd,
+                                                             d_x_, d_ph_, true);
+        gemv_kernel<<<(unsigned)p.n_ff, 128, 0, stream_>>>(p.fc2_type, static_cast<const uint8_t *>(p.fc2),
+                                                           (size_t)type_row_bytes(p.fc2_type, p.hidden), p.hidden,
+                                                           d_ph_, d_h_, false);
+        PI_CUDA(cudaGetLastError(), "kernel launch");
+        PI_CUDA(cudaMemcpyAsync(p_h_, d_h_, sizeof(float) * (size_t)p.n_ff, cudaMemcpyDeviceToHost, stream_), "copy scores");
+        PI_CUDA(cudaEventRecord(done_, stream_), "event");
+        PI_CUDA(cudaEventSynchronize(done_), "wait");
+        std::memcpy(scores, p_h_, sizeof(float) * (size_t)p.n_ff);
+        return PI_OK;
+    }
+
   private:
+    float *                            d_ph_ = nullptr;  // the predictor's hidden layer
+    int64_t                            cap_hidden_ = 0;
     // Per-token buffers, grown to the largest layer seen (they are not counted in the budget:
     // a few hundred KB next to the rows).
     pi_status scratch(int64_t n_embd, int64_t n_rows) {

@@ -29,6 +29,8 @@ ffn_offload::~ffn_offload() {
         dev->release(const_cast<void *>(l.rows.gate));
         dev->release(const_cast<void *>(l.rows.down_t));
         dev->release(const_cast<float *>(l.rows.up_bias));
+        dev->release(const_cast<void *>(l.pred.fc1));
+        dev->release(const_cast<void *>(l.pred.fc2));
     }
 }
 
@@ -49,6 +51,19 @@ void * upload_rows(device & dev, const llm_weight & w, const int32_t * ids, int6
     }
     *bytes += (staging.size() + 63) & ~(size_t)63;
     *st = dev.upload(p, staging.data(), staging.size());
+    return p;
+}
+
+// A whole matrix, one upload.
+const void * upload_matrix(device & dev, const llm_weight & w, uint64_t * bytes, pi_status * st) {
+    const size_t size = w.row_bytes * (size_t)w.n_rows;
+    void * p = dev.alloc(size);
+    if (!p) {
+        *st = PI_ERR_OUT_OF_MEMORY;
+        return nullptr;
+    }
+    *bytes += (size + 63) & ~(size_t)63;
+    *st = dev.upload(p, w.data, size);
     return p;
 }
 
@@ -115,6 +130,22 @@ pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t
                 r.up_bias = static_cast<const float *>(p);
             }
         }
+        if (st == PI_OK && L.fc1.data) {
+            for (const llm_weight * wt : {&L.fc1, &L.fc2}) {
+                if (!off->dev->supports(wt->type)) {
+                    return fail(PI_ERR_UNSUPPORTED, "layer %zu: %s has type %s, which device %s does not compute", il,
+                                wt->name ? wt->name : "a predictor weight", type_get(wt->type).name, off->dev->name());
+                }
+            }
+            device_predictor & pr = ol.pred;
+            pr.n_embd   = m.hp.n_embd;
+            pr.hidden   = L.fc1.n_rows;
+            pr.n_ff     = FF;
+            pr.fc1_type = L.fc1.type;
+            pr.fc2_type = L.fc2.type;
+            pr.fc1      = upload_matrix(*off->dev, L.fc1, &ol.bytes, &st);
+            if (st == PI_OK) pr.fc2 = upload_matrix(*off->dev, L.fc2, &ol.bytes, &st);
+        }
         if (st != PI_OK) {
             // The device said why (its budget); say which layer it was.
             return fail(st, "offloading layer %zu's %lld hot neurons to %s: %s", il, (long long)n, off->dev->name(),
@@ -140,9 +171,18 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
 
     double t_pred = 0.0;
     float * S = b.sp_scores.data();
-    if (predictor) {
+    if (predictor) {  // on the device when it holds this layer's predictor, else on the CPU
         stage_clock clock;
-        predictor_scores(ctx, L, n_tok, nth, S);
+        bool done = false;
+        if (ol.pred.fc1) {
+            std::lock_guard<std::mutex> lock(off.busy);
+            done = true;
+            for (int64_t t = 0; t < n_tok && done; t++) {
+                done = off.dev->predict(ol.pred, b.x.data() + t * E, S + t * FF) == PI_OK;
+            }
+            if (!done) PI_LOG_E("%s: the predictor of layer %d failed (%s); it ran on the CPU", off.dev->name(), il, pi_last_error());
+        }
+        if (!done) predictor_scores(ctx, L, n_tok, nth, S);
         t_pred = clock.lap();
     }
 

@@ -8,9 +8,9 @@
 // (PowerInfer copies them a row at a time). Only sparse layers stored in PowerInfer's layout can
 // split: a neuron's down projection must be a row (ffn_down_t), not a column of ffn_down.
 //
-// What is on the device in this version: the hot FFN rows. The predictor, attention, norms and
-// output head stay on the CPU (issue 10 asks for them on the GPU too; they come with the CUDA
-// kernels).
+// What is on the device in this version: the hot FFN rows and, for the layers that split, their
+// predictors (PowerInfer keeps those on the GPU too: they run for every token). Attention, norms
+// and the output head stay on the CPU.
 #pragma once
 
 #include "backend/device.h"
@@ -29,6 +29,7 @@ struct ffn_offload_layer {
     std::vector<int32_t> hot_ids;    // ascending neuron ids held by the device
     std::vector<int32_t> hot_index;  // [n_ff] compact row of neuron i on the device, or -1 (empty: none)
     device_ffn_rows      rows;       // the device's compact matrices
+    device_predictor     pred;       // the layer's predictor on the device (fc1 null: none)
     uint64_t             bytes = 0;  // device bytes of this layer
 };
 
