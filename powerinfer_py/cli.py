@@ -33,8 +33,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .llama import Llama
 
     path = args.model or str(assets.bundled_model_path())
-    llm = Llama(model_path=path, n_ctx=args.n_ctx, n_threads=args.threads, seed=args.seed, verbose=args.verbose)
+    split = {k: getattr(args, k) for k in ("offload_device", "vram_budget", "gpu_index", "offload_profile")
+             if getattr(args, k) is not None}
+    llm = Llama(model_path=path, n_ctx=args.n_ctx, n_threads=args.threads, seed=args.seed, verbose=args.verbose,
+                **split)
     with llm:
+        if split:  # say what went where before the text
+            g = llm.gpu_split()
+            print(f"[{g['device']}: {g['hot_neurons']} of {g['total_neurons']} FFN neurons, "
+                  f"{g['used_bytes'] / 2**20:.1f} MiB]", file=sys.stderr)
         start = time.perf_counter()
         stream = llm.create_completion(args.prompt, max_tokens=args.max_tokens, temperature=args.temperature,
                                        top_k=args.top_k, top_p=args.top_p, stream=True)
@@ -236,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=-1, help="random seed (-1: random)")
     run.add_argument("--quiet-prompt", action="store_true", help="do not echo the prompt")
     run.add_argument("-v", "--verbose", action="store_true", help="log loading details to stderr")
+    run.add_argument("--offload-device", default=None,
+                     help="put a ReLU model's hot FFN neurons on a device: cuda, cuda:N, or cpu-standin")
+    run.add_argument("--vram-budget", default=None, help="device budget in bytes or as 12GiB, 512MiB")
+    run.add_argument("--gpu-index", default=None, help="PowerInfer .generated.gpuidx (default: <model>.generated.gpuidx)")
+    run.add_argument("--offload-profile", default=None,
+                     help="activation profile .npz: our solver places the hot neurons under --vram-budget")
     run.set_defaults(func=cmd_run)
 
     q = sub.add_parser("quantize", help="write a copy of a GGUF model with its weights quantized")
@@ -307,9 +320,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
+    from .errors import PowerInferError
+
     try:
         return args.func(args)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, PowerInferError) as e:  # bad input, a missing backend: the cause, no traceback
         print(f"powerinfer-py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -60,3 +60,26 @@ def test_info_prints_system_info_json():
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert "cpu" in info["backends"] and info["library"]
+
+
+def test_run_with_the_gpu_split_on_the_standin(tmp_path):
+    """run --offload-device cpu-standin --gpu-index: the same greedy text as without the split,
+    and a line saying what went where; a CUDA request in a CPU build fails with the reason."""
+    import numpy as np
+
+    from powerinfer_py._offload import cuda_built
+    from powerinfer_py.tools.gpuidx import write_gpuidx
+
+    rng = np.random.default_rng(1)
+    gi = tmp_path / "split.gpuidx"
+    write_gpuidx(gi, [rng.random(3072) < 0.4 for _ in range(6)], vram_capacity=0)
+    args = ("-n", "16", "--temperature", "0", "-t", "2", "from django.db import models")
+    plain = cli("run", *args)
+    split = cli("run", "--offload-device", "cpu-standin", "--gpu-index", str(gi), *args)
+    assert plain.returncode == 0 and split.returncode == 0, split.stderr
+    assert split.stdout == plain.stdout
+    assert "cpu-standin:" in split.stderr and "of 18432 FFN neurons" in split.stderr
+    if not cuda_built():
+        r = cli("run", "--offload-device", "cuda", "--gpu-index", str(gi), *args)
+        assert r.returncode != 0 and "no CUDA backend" in r.stderr
+        assert "Traceback" not in r.stderr
