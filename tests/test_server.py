@@ -294,3 +294,24 @@ def test_settings_precedence(tmp_path, monkeypatch):
     assert load_settings({}, str(ycfg)).n_ctx == 512
     with pytest.raises(Exception):
         load_settings({"model": "x.gguf", "n_ctx": -1})
+
+
+def test_server_settings_carry_the_gpu_split(tmp_path):
+    """serve --offload-device/--gpu-index reach Llama: the loaded model reports the split."""
+    import numpy as np
+
+    from powerinfer_py.assets import bundled_model_path
+    from powerinfer_py.server.app import load_llama
+    from powerinfer_py.tools.gpuidx import write_gpuidx
+
+    gi = tmp_path / "s.gpuidx"
+    write_gpuidx(gi, [np.arange(3072) % 4 == 0 for _ in range(6)], vram_capacity=0)
+    s = load_settings({"model": str(bundled_model_path()), "offload_device": "cpu-standin", "gpu_index": str(gi),
+                       "vram_budget": "64MiB", "n_ctx": 256})
+    llm = load_llama(s)
+    try:
+        split = llm.gpu_split()
+        assert split["device"] == "cpu-standin" and split["hot_neurons"] == 6 * 768
+        assert split["budget_bytes"] == 64 << 20
+    finally:
+        llm.close()

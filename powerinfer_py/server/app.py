@@ -39,6 +39,9 @@ def load_llama(settings: Settings):
                               verbose=settings.verbose)
     if settings.sparse_mode is not None:
         kw["sparse_mode"] = settings.sparse_mode
+    for k in ("offload_device", "vram_budget", "gpu_index", "offload_profile"):  # the GPU split, when asked for
+        if getattr(settings, k) is not None:
+            kw[k] = getattr(settings, k)
     return Llama(model_path=settings.model, **kw)
 
 

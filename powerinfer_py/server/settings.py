@@ -40,6 +40,12 @@ class Settings(BaseSettings):
                                                         "(costs n_ctx x n_vocab floats)")
     use_mmap: bool = Field(default=True, description="map the model file instead of reading it")
     sparse_mode: Optional[str] = Field(default=None, description="sparse FFN mode passed to Llama")
+    offload_device: Optional[str] = Field(default=None, description="device for a ReLU model's hot FFN neurons: "
+                                                                    "cuda, cuda:N or cpu-standin")
+    vram_budget: Optional[str] = Field(default=None, description="device budget: bytes, or text such as 12GiB")
+    gpu_index: Optional[str] = Field(default=None, description="PowerInfer .generated.gpuidx (which neurons go there)")
+    offload_profile: Optional[str] = Field(default=None, description="activation profile .npz: our solver places "
+                                                                     "the hot neurons under vram_budget")
     verbose: bool = Field(default=False, description="log loading details to stderr")
 
     # -- the HTTP side
