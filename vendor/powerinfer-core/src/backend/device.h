@@ -54,12 +54,14 @@ class device {
     virtual void * alloc(size_t bytes) = 0;
     virtual void   release(void * p) = 0;
     virtual pi_status upload(void * dst, const void * src, size_t bytes) = 0;
-    // The hot part of one token's FFN. x: the FFN input (host, n_embd floats); idx: the compact
-    // indices (rows of w) of the active hot neurons, n of them. Between begin and end the host
-    // buffers x and idx stay untouched.
-    virtual pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, const int32_t * idx, int64_t n) = 0;
-    // Waits for the device and copies out h (n floats, the hidden values in idx order) and
-    // y (n_embd floats, sum over k of h[k] * down_t row idx[k]).
+    // The hot part of n_tok tokens' FFN (one token while decoding, a prompt's tokens at once).
+    // x: the FFN inputs (host, [n_tok][n_embd]); token t's active hot neurons are the compact
+    // indices (rows of w) idx[off[t] .. off[t + 1]). Between begin and end the host buffers x, idx
+    // and off stay untouched.
+    virtual pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, int64_t n_tok, const int32_t * idx,
+                                     const int64_t * off) = 0;
+    // Waits for the device and copies out h (off[n_tok] floats, the hidden values in idx order) and
+    // y ([n_tok][n_embd]: token t's sum over its k of h[k] * down_t row idx[k]).
     virtual pi_status ffn_rows_end(float * h, float * y) = 0;
     // scores (n_ff floats, host) = the predictor of x (n_embd floats, host); returns when done
     // (the CPU needs the active set before either half of the FFN can start).

@@ -75,14 +75,17 @@ class standin_device final : public device {
         return PI_OK;
     }
 
-    pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, const int32_t * idx, int64_t n) override {
+    pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, int64_t n_tok, const int32_t * idx,
+                             const int64_t * off) override {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [this] { return !pending_; });  // one job at a time, as on one stream
-        // The "transfers": the input and the indices into the device's own buffers.
-        w_ = w;
-        x_.assign(x, x + w.n_embd);
-        idx_.assign(idx, idx + n);
-        n_ = n;
+        // The "transfers": the inputs and the indices into the device's own buffers.
+        w_     = w;
+        n_tok_ = n_tok;
+        x_.assign(x, x + n_tok * w.n_embd);
+        off_.assign(off, off + n_tok + 1);
+        idx_.assign(idx, idx + off[n_tok]);
+        n_ = off[n_tok];
         pending_ = true;
         done_    = false;
         cv_.notify_all();
@@ -123,8 +126,9 @@ class standin_device final : public device {
     std::vector<uint8_t>               xq_up_, xq_gate_;
     std::vector<float>                 h_, g_, y_, x_;
     std::vector<int32_t>               idx_;
+    std::vector<int64_t>               off_;
     device_ffn_rows                    w_;
-    int64_t                            n_ = 0;
+    int64_t                            n_ = 0, n_tok_ = 0;
     bool                               pending_ = false, done_ = false, stop_ = false;
     std::mutex                         mu_;
     std::condition_variable            cv_;
@@ -144,14 +148,12 @@ class standin_device final : public device {
         }
     }
 
-    // The hot rows of the job: h and y from the device's copies of the rows.
+    // The hot rows of the job: h and y from the device's copies of the rows, token by token.
     void compute() {
         const device_ffn_rows & w = w_;
-        const int64_t           n = n_;
-        h_.resize((size_t)(n > 0 ? n : 1));
+        h_.resize((size_t)(n_ > 0 ? n_ : 1));
         g_.resize(h_.size());
-        y_.assign((size_t)w.n_embd, 0.0f);
-        if (n == 0) return;
+        y_.assign((size_t)(w.n_embd * n_tok_), 0.0f);
         sparse_ffn_weights sw;
         sw.act       = (ffn_act)w.act;
         sw.n_embd    = w.n_embd;
@@ -163,14 +165,18 @@ class standin_device final : public device {
         sw.down_t    = w.down_t;
         sw.up_bias   = w.up_bias;  // compact, like the rows: up_bias[idx[k]] is the right neuron's
         xq_up_.resize(act_bytes(w.up_type, w.n_embd));
-        act_prepare(w.up_type, x_.data(), w.n_embd, xq_up_.data());
-        if (w.gate) {
-            xq_gate_.resize(act_bytes(w.gate_type, w.n_embd));
-            act_prepare(w.gate_type, x_.data(), w.n_embd, xq_gate_.data());
+        if (w.gate) xq_gate_.resize(act_bytes(w.gate_type, w.n_embd));
+        for (int64_t t = 0; t < n_tok_; t++) {
+            const int64_t k0 = off_[(size_t)t], n = off_[(size_t)t + 1] - k0;
+            float *       y  = y_.data() + t * w.n_embd;
+            if (n == 0) continue;
+            const float * x = x_.data() + t * w.n_embd;
+            act_prepare(w.up_type, x, w.n_embd, xq_up_.data());
+            if (w.gate) act_prepare(w.gate_type, x, w.n_embd, xq_gate_.data());
+            sparse_ffn_hidden(nullptr, 1, sw, xq_up_.data(), w.gate ? xq_gate_.data() : xq_up_.data(),
+                              idx_.data() + k0, n, h_.data() + k0, g_.data() + k0);
+            sparse_down(nullptr, 1, w.down_type, w.down_t, w.n_embd, idx_.data() + k0, h_.data() + k0, n, y);
         }
-        sparse_ffn_hidden(nullptr, 1, sw, xq_up_.data(), w.gate ? xq_gate_.data() : xq_up_.data(), idx_.data(), n,
-                          h_.data(), g_.data());
-        sparse_down(nullptr, 1, w.down_type, w.down_t, w.n_embd, idx_.data(), h_.data(), n, y_.data());
     }
 };
 

@@ -1,12 +1,13 @@
 // cuda_device.cu - the CUDA device of the hybrid FFN (backend/device.h): device memory under a
 // budget, uploads, and the hot-rows FFN of one token as two kernels on the device's own stream.
 //
-//   ffn_rows_begin  copies x and the active hot rows' indices to the GPU (through pinned host
-//                   buffers), launches hidden_kernel (one block per active row: the dot products
-//                   of its up and gate rows with x, then the activation) and down_kernel (one
-//                   thread per output column: the sum over the active rows of h_k * down_t[k][c],
-//                   in list order), copies h and y back and records an event; it returns at once,
-//                   so the CPU computes the cold rows meanwhile.
+//   ffn_rows_begin  copies the tokens' inputs and their active hot rows' indices to the GPU
+//                   (through pinned host buffers), launches hidden_kernel (one block per (token,
+//                   active row) entry: the dot products of the row's up and gate with the token's
+//                   x, then the activation) and down_kernel (one thread per output column and
+//                   token: the sum over the token's rows of h_k * down_t[k][c], in list order),
+//                   copies h and y back and records an event; it returns at once, so the CPU
+//                   computes the cold rows meanwhile. A prompt is one call.
 //   ffn_rows_end    waits on that event. The event is made with cudaEventBlockingSync: the host
 //                   thread sleeps in the driver instead of spinning on a core the CPU half needs.
 //
@@ -83,10 +84,12 @@ struct rows_args {
     const float *   up_bias;  // compact, or null
 };
 
-// h[k] = act(gate row idx[k] . x, up row idx[k] . x): one block per k.
-__global__ void hidden_kernel(rows_args a, const float * x, const int32_t * idx, float * h) {
+// h[k] = act(gate row idx[k] . x_t, up row idx[k] . x_t), t = tok[k] the entry's token: one block
+// per entry.
+__global__ void hidden_kernel(rows_args a, const float * X, const int32_t * idx, const int32_t * tok, float * h) {
     __shared__ float shared[32];
     const int64_t   r  = idx[blockIdx.x];
+    const float *   x  = X + (int64_t)tok[blockIdx.x] * a.n_embd;
     const uint8_t * ur = a.up + (size_t)r * a.up_rb;
     float u = 0.0f, g = 0.0f;
     for (int64_t j = threadIdx.x; j < a.n_embd; j += blockDim.x) {
@@ -110,12 +113,14 @@ __global__ void hidden_kernel(rows_args a, const float * x, const int32_t * idx,
     }
 }
 
-// y[c] = sum over k < n with h[k] != 0 of h[k] * down_t row idx[k] [c], in list order.
-__global__ void down_kernel(rows_args a, const int32_t * idx, const float * h, int64_t n, float * y) {
+// Y[t][c] = sum over token t's entries k with h[k] != 0 of h[k] * down_t row idx[k] [c], in list
+// order: blockIdx.y is the token, off its entries' range.
+__global__ void down_kernel(rows_args a, const int32_t * idx, const float * h, const int64_t * off, float * Y) {
     const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= a.n_embd) return;
+    float * y = Y + (int64_t)blockIdx.y * a.n_embd;
     float acc = 0.0f;
-    for (int64_t k = 0; k < n; k++) {
+    for (int64_t k = off[blockIdx.y]; k < off[blockIdx.y + 1]; k++) {
         const float hk = h[k];
         if (hk == 0.0f) continue;
         acc = fmaf(hk, load_value(a.down_type, a.down_t + (size_t)idx[k] * a.down_rb, c), acc);
@@ -154,8 +159,9 @@ class cuda_device final : public device {
     ~cuda_device() override {
         cudaSetDevice(index_);
         for (auto & kv : blocks_) cudaFree(kv.first);
-        cudaFree(d_x_); cudaFree(d_idx_); cudaFree(d_h_); cudaFree(d_y_); cudaFree(d_ph_);
-        cudaFreeHost(p_x_); cudaFreeHost(p_idx_); cudaFreeHost(p_h_); cudaFreeHost(p_y_);
+        cudaFree(d_x_); cudaFree(d_idx_); cudaFree(d_tok_); cudaFree(d_off_); cudaFree(d_h_); cudaFree(d_y_); cudaFree(d_ph_);
+        cudaFreeHost(p_x_); cudaFreeHost(p_idx_); cudaFreeHost(p_tok_); cudaFreeHost(p_off_); cudaFreeHost(p_h_);
+        cudaFreeHost(p_y_);
         if (done_) cudaEventDestroy(done_);
         if (stream_) cudaStreamDestroy(stream_);
     }
@@ -213,37 +219,47 @@ class cuda_device final : public device {
         return PI_OK;
     }
 
-    pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, const int32_t * idx, int64_t n) override {
+    pi_status ffn_rows_begin(const device_ffn_rows & w, const float * x, int64_t n_tok, const int32_t * idx,
+                             const int64_t * off) override {
         PI_CUDA(cudaSetDevice(index_), "cudaSetDevice");
-        PI_TRY(scratch(w.n_embd, w.n_rows));
+        const int64_t n = off[n_tok];
+        PI_TRY(scratch(w.n_embd * n_tok, n > 0 ? n : 1, n_tok + 1));
         n_ = n;
-        n_embd_ = w.n_embd;
-        std::memcpy(p_x_, x, sizeof(float) * (size_t)w.n_embd);
-        if (n > 0) std::memcpy(p_idx_, idx, sizeof(int32_t) * (size_t)n);
-        PI_CUDA(cudaMemcpyAsync(d_x_, p_x_, sizeof(float) * (size_t)w.n_embd, cudaMemcpyHostToDevice, stream_), "copy x");
+        n_y_ = w.n_embd * n_tok;
+        std::memcpy(p_x_, x, sizeof(float) * (size_t)n_y_);
+        std::memcpy(p_off_, off, sizeof(int64_t) * (size_t)(n_tok + 1));
+        for (int64_t t = 0; t < n_tok; t++) {
+            for (int64_t k = off[t]; k < off[t + 1]; k++) {
+                p_idx_[k] = idx[k];
+                p_tok_[k] = (int32_t)t;
+            }
+        }
+        PI_CUDA(cudaMemcpyAsync(d_x_, p_x_, sizeof(float) * (size_t)n_y_, cudaMemcpyHostToDevice, stream_), "copy x");
+        PI_CUDA(cudaMemcpyAsync(d_off_, p_off_, sizeof(int64_t) * (size_t)(n_tok + 1), cudaMemcpyHostToDevice, stream_),
+                "copy offsets");
+        rows_args a;
+        a.act       = w.act;
+        a.up_type   = w.up_type;
+        a.gate_type = w.gate_type;
+        a.down_type = w.down_type;
+        a.n_embd    = w.n_embd;
+        a.up_rb     = (size_t)type_row_bytes(w.up_type, w.n_embd);
+        a.gate_rb   = w.gate ? (size_t)type_row_bytes(w.gate_type, w.n_embd) : 0;
+        a.down_rb   = (size_t)type_row_bytes(w.down_type, w.n_embd);
+        a.up        = static_cast<const uint8_t *>(w.up);
+        a.gate      = static_cast<const uint8_t *>(w.gate);
+        a.down_t    = static_cast<const uint8_t *>(w.down_t);
+        a.up_bias   = w.up_bias;
         if (n > 0) {
             PI_CUDA(cudaMemcpyAsync(d_idx_, p_idx_, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice, stream_), "copy ids");
-            rows_args a;
-            a.act       = w.act;
-            a.up_type   = w.up_type;
-            a.gate_type = w.gate_type;
-            a.down_type = w.down_type;
-            a.n_embd    = w.n_embd;
-            a.up_rb     = (size_t)type_row_bytes(w.up_type, w.n_embd);
-            a.gate_rb   = w.gate ? (size_t)type_row_bytes(w.gate_type, w.n_embd) : 0;
-            a.down_rb   = (size_t)type_row_bytes(w.down_type, w.n_embd);
-            a.up        = static_cast<const uint8_t *>(w.up);
-            a.gate      = static_cast<const uint8_t *>(w.gate);
-            a.down_t    = static_cast<const uint8_t *>(w.down_t);
-            a.up_bias   = w.up_bias;
-            hidden_kernel<<<(unsigned)n, 128, 0, stream_>>>(a, d_x_, d_idx_, d_h_);
-            down_kernel<<<(unsigned)((w.n_embd + 127) / 128), 128, 0, stream_>>>(a, d_idx_, d_h_, n, d_y_);
-            PI_CUDA(cudaGetLastError(), "kernel launch");
-            PI_CUDA(cudaMemcpyAsync(p_h_, d_h_, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, stream_), "copy h");
-        } else {
-            PI_CUDA(cudaMemsetAsync(d_y_, 0, sizeof(float) * (size_t)w.n_embd, stream_), "clear y");
+            PI_CUDA(cudaMemcpyAsync(d_tok_, p_tok_, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice, stream_), "copy ids");
+            hidden_kernel<<<(unsigned)n, 128, 0, stream_>>>(a, d_x_, d_idx_, d_tok_, d_h_);
         }
-        PI_CUDA(cudaMemcpyAsync(p_y_, d_y_, sizeof(float) * (size_t)w.n_embd, cudaMemcpyDeviceToHost, stream_), "copy y");
+        down_kernel<<<dim3((unsigned)((w.n_embd + 127) / 128), (unsigned)n_tok), 128, 0, stream_>>>(a, d_idx_, d_h_,
+                                                                                                    d_off_, d_y_);
+        PI_CUDA(cudaGetLastError(), "kernel launch");
+        if (n > 0) PI_CUDA(cudaMemcpyAsync(p_h_, d_h_, sizeof(float) * (size_t)n, cudaMemcpyDeviceToHost, stream_), "copy h");
+        PI_CUDA(cudaMemcpyAsync(p_y_, d_y_, sizeof(float) * (size_t)n_y_, cudaMemcpyDeviceToHost, stream_), "copy y");
         PI_CUDA(cudaEventRecord(done_, stream_), "event");
         return PI_OK;
     }
@@ -252,13 +268,13 @@ class cuda_device final : public device {
         PI_CUDA(cudaSetDevice(index_), "cudaSetDevice");
         PI_CUDA(cudaEventSynchronize(done_), "wait");  // sleeps: cudaEventBlockingSync
         if (n_ > 0) std::memcpy(h, p_h_, sizeof(float) * (size_t)n_);
-        std::memcpy(y, p_y_, sizeof(float) * (size_t)n_embd_);
+        std::memcpy(y, p_y_, sizeof(float) * (size_t)n_y_);
         return PI_OK;
     }
 
     pi_status predict(const device_predictor & p, const float * x, float * scores) override {
         PI_CUDA(cudaSetDevice(index_), "cudaSetDevice");
-        PI_TRY(scratch(p.n_embd, p.n_ff));
+        PI_TRY(scratch(p.n_embd, p.n_ff, 1));
         if (p.hidden > cap_hidden_) {
             cudaFree(d_ph_);
             d_ph_ = nullptr;
@@ -285,27 +301,30 @@ class cuda_device final : public device {
   private:
     float *                            d_ph_ = nullptr;  // the predictor's hidden layer
     int64_t                            cap_hidden_ = 0;
-    // Per-token buffers, grown to the largest layer seen (they are not counted in the budget:
-    // a few hundred KB next to the rows).
-    pi_status scratch(int64_t n_embd, int64_t n_rows) {
-        if (n_embd > cap_embd_) {
-            cudaFree(d_x_); cudaFree(d_y_); cudaFreeHost(p_x_); cudaFreeHost(p_y_);
-            d_x_ = d_y_ = nullptr; p_x_ = p_y_ = nullptr; cap_embd_ = 0;
-            PI_CUDA(cudaMalloc(&d_x_, sizeof(float) * (size_t)n_embd), "scratch");
-            PI_CUDA(cudaMalloc(&d_y_, sizeof(float) * (size_t)n_embd), "scratch");
-            PI_CUDA(cudaMallocHost(&p_x_, sizeof(float) * (size_t)n_embd), "pinned scratch");
-            PI_CUDA(cudaMallocHost(&p_y_, sizeof(float) * (size_t)n_embd), "pinned scratch");
-            cap_embd_ = n_embd;
-        }
-        if (n_rows > cap_rows_) {
-            cudaFree(d_idx_); cudaFree(d_h_); cudaFreeHost(p_idx_); cudaFreeHost(p_h_);
-            d_idx_ = nullptr; d_h_ = nullptr; p_idx_ = nullptr; p_h_ = nullptr; cap_rows_ = 0;
-            PI_CUDA(cudaMalloc(&d_idx_, sizeof(int32_t) * (size_t)n_rows), "scratch");
-            PI_CUDA(cudaMalloc(&d_h_, sizeof(float) * (size_t)n_rows), "scratch");
-            PI_CUDA(cudaMallocHost(&p_idx_, sizeof(int32_t) * (size_t)n_rows), "pinned scratch");
-            PI_CUDA(cudaMallocHost(&p_h_, sizeof(float) * (size_t)n_rows), "pinned scratch");
-            cap_rows_ = n_rows;
-        }
+    // Per-call buffers, device and pinned host, grown to the largest call seen (they are not
+    // counted in the budget: a prompt's inputs and lists, next to the rows).
+    template <class T>
+    static pi_status grow(T *& dev, T *& host, int64_t & cap, int64_t need) {
+        if (need <= cap) return PI_OK;
+        cudaFree(dev);
+        cudaFreeHost(host);
+        dev = nullptr;
+        host = nullptr;
+        cap = 0;
+        PI_CUDA(cudaMalloc(&dev, sizeof(T) * (size_t)need), "scratch");
+        PI_CUDA(cudaMallocHost(&host, sizeof(T) * (size_t)need), "pinned scratch");
+        cap = need;
+        return PI_OK;
+    }
+
+    // n_x floats of inputs (and outputs), n_entries list entries (and hidden values), n_off offsets.
+    pi_status scratch(int64_t n_x, int64_t n_entries, int64_t n_off) {
+        PI_TRY(grow(d_x_, p_x_, cap_x_, n_x));
+        PI_TRY(grow(d_y_, p_y_, cap_y_, n_x));
+        PI_TRY(grow(d_idx_, p_idx_, cap_idx_, n_entries));
+        PI_TRY(grow(d_tok_, p_tok_, cap_tok_, n_entries));
+        PI_TRY(grow(d_h_, p_h_, cap_h_, n_entries));
+        PI_TRY(grow(d_off_, p_off_, cap_off_, n_off));
         return PI_OK;
     }
 
@@ -316,11 +335,14 @@ class cuda_device final : public device {
     std::unordered_map<void *, size_t> blocks_;
     cudaStream_t                       stream_ = nullptr;
     cudaEvent_t                        done_   = nullptr;
-    int64_t                            cap_embd_ = 0, cap_rows_ = 0, n_ = 0, n_embd_ = 0;
+    int64_t                            cap_x_ = 0, cap_y_ = 0, cap_idx_ = 0, cap_tok_ = 0, cap_h_ = 0, cap_off_ = 0;
+    int64_t                            n_ = 0, n_y_ = 0;
     float *                            d_x_ = nullptr, * d_h_ = nullptr, * d_y_ = nullptr;
-    int32_t *                          d_idx_ = nullptr;
+    int32_t *                          d_idx_ = nullptr, * d_tok_ = nullptr;
+    int64_t *                          d_off_ = nullptr;
     float *                            p_x_ = nullptr, * p_h_ = nullptr, * p_y_ = nullptr;
-    int32_t *                          p_idx_ = nullptr;
+    int32_t *                          p_idx_ = nullptr, * p_tok_ = nullptr;
+    int64_t *                          p_off_ = nullptr;
 };
 
 }  // namespace

@@ -196,20 +196,19 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
         w.gate_type = L.w_gate.type;
         w.gate      = L.w_gate.data;
     }
-    // Per-token lists: the active neurons split into cold ids (CPU) and compact hot rows (device),
-    // with each one's position in the active list so that h can be put back in list order.
-    thread_local std::vector<int32_t> cold, cold_pos, hot, hot_pos;
+    // 1. Every token's active list, ascending (predicted, firing for the oracle, or every neuron),
+    //    split into cold ids (CPU) and compact hot rows (device). Lists are concatenated, token t's
+    //    at [*_off[t], *_off[t + 1]); each entry keeps its position in the token's active list so
+    //    that h can be put back in list order for the statistics.
+    thread_local std::vector<int32_t> act, cold, cold_pos, hot, hot_pos;
+    thread_local std::vector<int64_t> act_off, cold_off, hot_off;
     thread_local std::vector<float>   h_cold, h_hot, h_all, y_cold, y_hot;
-    cold.resize((size_t)FF); cold_pos.resize((size_t)FF); hot.resize((size_t)FF); hot_pos.resize((size_t)FF);
-    h_cold.resize((size_t)FF); h_hot.resize((size_t)FF); h_all.resize((size_t)FF);
-    y_cold.resize((size_t)E); y_hot.resize((size_t)E);
-
+    act.clear(); cold.clear(); cold_pos.clear(); hot.clear(); hot_pos.clear();
+    act_off.assign(1, 0); cold_off.assign(1, 0); hot_off.assign(1, 0);
+    const float * xin0 = nullptr;
     for (int64_t t = 0; t < n_tok; t++) {
-        const float * xin = ffn_input(ctx, L, t);
-        act_prepare(L.w_up.type, xin, E, a.up);
-        if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
-
-        // The active list, ascending: predicted, firing (oracle), or every neuron.
+        const float * xin = ffn_input(ctx, L, t);  // rows of one [n_tok][n_embd] buffer
+        if (t == 0) xin0 = xin;
         const int32_t * ids = b.sp_ids.data();
         int64_t         n   = 0;
         if (predictor) {
@@ -217,8 +216,10 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
         } else if (oracle) {
             float * s = b.gate.data();
             if (gated(m)) {
+                act_prepare(L.w_gate.type, xin, E, a.gate);
                 matvec_all(pool, nth, L.w_gate, a.gate, s);
             } else {
+                act_prepare(L.w_up.type, xin, E, a.up);
                 matvec_all(pool, nth, L.w_up, a.up, s);
                 for (int64_t i = 0; i < FF; i++) s[i] += bias_of(L, i);
             }
@@ -227,44 +228,70 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
             ids = b.sp_all.data();
             n   = FF;
         }
-        int64_t nc = 0, nh = 0;
+        act.insert(act.end(), ids, ids + n);
+        act_off.push_back((int64_t)act.size());
         for (int64_t k = 0; k < n; k++) {
             const int32_t j = ol.hot_index[(size_t)ids[k]];
             if (j >= 0) {
-                hot[(size_t)nh] = j;
-                hot_pos[(size_t)nh++] = (int32_t)k;
+                hot.push_back(j);
+                hot_pos.push_back((int32_t)k);
             } else {
-                cold[(size_t)nc] = ids[k];
-                cold_pos[(size_t)nc++] = (int32_t)k;
+                cold.push_back(ids[k]);
+                cold_pos.push_back((int32_t)k);
             }
         }
+        hot_off.push_back((int64_t)hot.size());
+        cold_off.push_back((int64_t)cold.size());
+    }
+    h_cold.resize(cold.size() + 1); h_hot.resize(hot.size() + 1); h_all.resize((size_t)FF);
+    y_cold.resize((size_t)(n_tok * E)); y_hot.resize((size_t)(n_tok * E));
 
-        // The device takes the hot rows; the CPU does the cold ones meanwhile; then the sum.
-        {
-            std::lock_guard<std::mutex> lock(off.busy);
-            pi_status ds = off.dev->ffn_rows_begin(ol.rows, xin, hot.data(), nh);
-            sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data(), nc, h_cold.data(), b.sp_g.data());
-            sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, cold.data(), h_cold.data(), nc, y_cold.data());
-            const pi_status de = off.dev->ffn_rows_end(h_hot.data(), y_hot.data());
-            if (ds == PI_OK) ds = de;
-            if (ds != PI_OK) {
-                // A device that fails mid-run (a driver error) must not leave a wrong answer: the hot
-                // rows are done on the CPU from the model's own weights, and the failure is logged
-                // once per token (the decode cannot return it from here).
-                PI_LOG_E("%s failed on layer %d (%s); its hot rows ran on the CPU", off.dev->name(), il,
-                         pi_last_error());
-                for (int64_t k = 0; k < nh; k++) hot[(size_t)k] = ol.hot_ids[(size_t)hot[(size_t)k]];
-                sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, hot.data(), nh, h_hot.data(), b.sp_g.data());
-                sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, hot.data(), h_hot.data(), nh, y_hot.data());
+    // 2-4. The device takes every token's hot rows at once; the CPU does the cold ones meanwhile,
+    //      token by token; then the device's results.
+    {
+        std::lock_guard<std::mutex> lock(off.busy);
+        pi_status ds = off.dev->ffn_rows_begin(ol.rows, xin0, n_tok, hot.data(), hot_off.data());
+        for (int64_t t = 0; t < n_tok; t++) {
+            const float * xin = xin0 + t * E;
+            const int64_t c0 = cold_off[(size_t)t], nc = cold_off[(size_t)t + 1] - c0;
+            act_prepare(L.w_up.type, xin, E, a.up);
+            if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
+            sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data() + c0, nc, h_cold.data() + c0, b.sp_g.data());
+            sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, cold.data() + c0, h_cold.data() + c0, nc,
+                        y_cold.data() + t * E);
+        }
+        const pi_status de = off.dev->ffn_rows_end(h_hot.data(), y_hot.data());
+        if (ds == PI_OK) ds = de;
+        if (ds != PI_OK) {
+            // A device that fails mid-run (a driver error) must not leave a wrong answer: the hot
+            // rows are done on the CPU from the model's own weights, and the failure is logged
+            // (the decode cannot return it from here).
+            PI_LOG_E("%s failed on layer %d (%s); its hot rows ran on the CPU", off.dev->name(), il, pi_last_error());
+            std::vector<int32_t> ids(hot.size());
+            for (size_t k = 0; k < hot.size(); k++) ids[k] = ol.hot_ids[(size_t)hot[k]];
+            for (int64_t t = 0; t < n_tok; t++) {
+                const int64_t h0 = hot_off[(size_t)t], nh = hot_off[(size_t)t + 1] - h0;
+                act_prepare(L.w_up.type, xin0 + t * E, E, a.up);
+                if (gated(m)) act_prepare(L.w_gate.type, xin0 + t * E, E, a.gate);
+                sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, ids.data() + h0, nh, h_hot.data() + h0, b.sp_g.data());
+                sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, ids.data() + h0, h_hot.data() + h0, nh,
+                            y_hot.data() + t * E);
             }
         }
-        // Statistics, as on the CPU path (before x changes: recording keeps the predictor's input):
-        // h back in list order.
-        for (int64_t k = 0; k < nc; k++) h_all[(size_t)cold_pos[(size_t)k]] = h_cold[(size_t)k];
-        for (int64_t k = 0; k < nh; k++) h_all[(size_t)hot_pos[(size_t)k]] = h_hot[(size_t)k];
+    }
+
+    // 5. Per token: statistics, as on the CPU path (before x changes: recording keeps the
+    //    predictor's input), then x += y_cold + y_hot.
+    for (int64_t t = 0; t < n_tok; t++) {
+        const int64_t a0 = act_off[(size_t)t], n = act_off[(size_t)t + 1] - a0;
+        for (int64_t k = cold_off[(size_t)t]; k < cold_off[(size_t)t + 1]; k++) h_all[(size_t)cold_pos[(size_t)k]] = h_cold[(size_t)k];
+        for (int64_t k = hot_off[(size_t)t]; k < hot_off[(size_t)t + 1]; k++) h_all[(size_t)hot_pos[(size_t)k]] = h_hot[(size_t)k];
         const int64_t fired = count_nonzero(h_all.data(), n);
         int64_t truth = predictor ? -1 : fired;
         if (st.recording() || (truth < 0 && st.measure_truth)) {  // every neuron, densely, on the CPU
+            const float * xin = xin0 + t * E;
+            act_prepare(L.w_up.type, xin, E, a.up);
+            if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
             float * g = b.gate.data(), * u = b.up.data();
             if (gated(m)) matvec_all(pool, nth, L.w_gate, a.gate, g);
             matvec_all(pool, nth, L.w_up, a.up, u);
@@ -273,12 +300,13 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
             st.count_row(il, g);
             st.record(il, t, b.x.data() + t * E, g);
         } else {
-            st.count_list(il, ids, h_all.data(), n);
+            st.count_list(il, act.data() + a0, h_all.data(), n);
         }
         st.add(il, n, fired, truth);
 
         float * x = b.x.data() + t * E;
-        for (int64_t c = 0; c < E; c++) x[c] += y_cold[(size_t)c] + y_hot[(size_t)c];
+        const float * yc = y_cold.data() + t * E, * yh = y_hot.data() + t * E;
+        for (int64_t c = 0; c < E; c++) x[c] += yc[c] + yh[c];
     }
     return t_pred;
 }

@@ -50,9 +50,10 @@ struct ffn_offload {
 pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t capacity, const int32_t * hot_ids,
                             const int64_t * n_hot, std::unique_ptr<ffn_offload> * out);
 
-// x[t] += FFN(x[t]) for the n_tok tokens of layer il with hot rows on the device (per token:
-// predictor or oracle selection as in ffn_sparse.h, hot rows on the device, cold rows on the CPU,
-// y = y_cold + y_hot). Returns the milliseconds spent in the predictor.
+// x[t] += FFN(x[t]) for the n_tok tokens of layer il with hot rows on the device: each token's
+// active set as in ffn_sparse.h (predictor, oracle or every neuron), every token's hot rows to the
+// device in one call, the cold rows on the CPU meanwhile, token by token, then y = y_cold + y_hot.
+// Each token gets the bits of evaluating it alone. Returns the milliseconds spent in the predictor.
 double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_tok, int nth);
 
 }  // namespace pi
