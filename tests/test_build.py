@@ -54,3 +54,25 @@ def test_lib_path_override_to_a_folder_is_used():
     r = run_python("import powerinfer_py; print(powerinfer_py.LIB_PATH)", POWERINFER_LIB_PATH=str(folder))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(powerinfer_py.LIB_PATH)
+
+
+def test_sdist_carries_the_engine_sources_and_no_binaries(tmp_path):
+    """`pip install powerinfer-py` from a source distribution builds the engine with CMake, so the
+    sdist must hold every C/C++ source, header and CMake file under vendor/powerinfer-core (as
+    git tracks them), the bundled model, and no built library (MANIFEST.in)."""
+    import tarfile
+
+    r = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (archive,) = list(tmp_path.glob("*.tar.gz"))
+    with tarfile.open(archive) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    tracked = subprocess.run(["git", "ls-files", "vendor/powerinfer-core"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    missing = [f for f in tracked if f not in names]
+    assert not missing, missing[:10]
+    assert "powerinfer_py/models/relu-django-18m.q4.powerinfer.gguf" in names
+    assert not [n for n in names if n.endswith((".so", ".dylib", ".dll", ".o"))]
