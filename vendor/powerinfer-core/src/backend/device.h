@@ -52,6 +52,8 @@ class device {
     virtual uint64_t available() const = 0;
     // Device memory; nullptr (with the reason in pi_last_error) when the budget or memory is short.
     virtual void * alloc(size_t bytes) = 0;
+    // What an allocation of bytes takes from the budget (rounded up to the device's alignment).
+    virtual size_t footprint(size_t bytes) const = 0;
     virtual void   release(void * p) = 0;
     virtual pi_status upload(void * dst, const void * src, size_t bytes) = 0;
     // The hot part of n_tok tokens' FFN (one token while decoding, a prompt's tokens at once).

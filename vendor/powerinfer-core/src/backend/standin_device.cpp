@@ -45,14 +45,16 @@ class standin_device final : public device {
 
     uint64_t available() const override { return capacity_ == 0 ? UINT64_MAX : capacity_ - used_; }
 
+    size_t footprint(size_t bytes) const override { return bytes == 0 ? 64 : (bytes + 63) & ~(size_t)63; }
+
     void * alloc(size_t bytes) override {
-        const size_t size = (bytes + 63) & ~(size_t)63;
+        const size_t size = footprint(bytes);
         if (capacity_ != 0 && size > capacity_ - used_) {
             fail(PI_ERR_OUT_OF_MEMORY, "cpu-standin: %zu bytes asked, %llu left of the %llu-byte budget", size,
                  (unsigned long long)(capacity_ - used_), (unsigned long long)capacity_);
             return nullptr;
         }
-        void * p = std::aligned_alloc(64, size == 0 ? 64 : size);
+        void * p = std::aligned_alloc(64, size);
         if (!p) {
             fail(PI_ERR_OUT_OF_MEMORY, "cpu-standin: cannot allocate %zu bytes", size);
             return nullptr;

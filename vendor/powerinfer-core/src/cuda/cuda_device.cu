@@ -187,8 +187,10 @@ class cuda_device final : public device {
 
     uint64_t available() const override { return capacity_ - used_; }
 
+    size_t footprint(size_t bytes) const override { return bytes == 0 ? 256 : (bytes + 255) & ~(size_t)255; }
+
     void * alloc(size_t bytes) override {
-        const size_t size = (bytes + 255) & ~(size_t)255;
+        const size_t size = footprint(bytes);
         if (size > capacity_ - used_) {
             fail(PI_ERR_OUT_OF_MEMORY, "%s: %zu bytes asked, %llu left of the %llu-byte budget", name_, size,
                  (unsigned long long)(capacity_ - used_), (unsigned long long)capacity_);

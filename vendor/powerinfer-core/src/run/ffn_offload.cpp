@@ -49,7 +49,7 @@ void * upload_rows(device & dev, const llm_weight & w, const int32_t * ids, int6
         *st = PI_ERR_OUT_OF_MEMORY;
         return nullptr;
     }
-    *bytes += (staging.size() + 63) & ~(size_t)63;
+    *bytes += dev.footprint(staging.size());
     *st = dev.upload(p, staging.data(), staging.size());
     return p;
 }
@@ -62,7 +62,7 @@ const void * upload_matrix(device & dev, const llm_weight & w, uint64_t * bytes,
         *st = PI_ERR_OUT_OF_MEMORY;
         return nullptr;
     }
-    *bytes += (size + 63) & ~(size_t)63;
+    *bytes += dev.footprint(size);
     *st = dev.upload(p, w.data, size);
     return p;
 }
@@ -125,7 +125,7 @@ pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t
             void * p = off->dev->alloc(sizeof(float) * (size_t)n);
             if (!p) st = PI_ERR_OUT_OF_MEMORY;
             else {
-                ol.bytes += (sizeof(float) * (size_t)n + 63) & ~(size_t)63;
+                ol.bytes += off->dev->footprint(sizeof(float) * (size_t)n);
                 st = off->dev->upload(p, b.data(), sizeof(float) * (size_t)n);
                 r.up_bias = static_cast<const float *>(p);
             }
