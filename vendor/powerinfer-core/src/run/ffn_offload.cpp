@@ -7,6 +7,7 @@
 #include "cpu/kernels.h"
 #include "run/context.h"
 #include "run/ffn_parts.h"
+#include "run/linear.h"
 #include "sparse/sparse_ffn.h"
 
 #include <cstring>
@@ -65,6 +66,53 @@ const void * upload_matrix(device & dev, const llm_weight & w, uint64_t * bytes,
     *bytes += dev.footprint(size);
     *st = dev.upload(p, w.data, size);
     return p;
+}
+
+// A prompt's cold rows: the hidden values of every token's cold neurons (cold[cold_off[t] ..
+// cold_off[t + 1]) for token t) through the union of the tokens' cold sets, each row of up and
+// gate read once for all tokens (matmul_rows), as ffn_sparse.cpp's union path does. The batched
+// products give each token the bits its own row products give it, so h is what the one-token
+// path computes.
+void cold_hidden_union(pi_context * ctx, const llm_layer & L, int64_t n_tok, int nth, const float * xin0,
+                       const std::vector<int32_t> & cold, const std::vector<int64_t> & cold_off, std::vector<float> & h) {
+    const llm_model & m  = *ctx->llm;
+    forward_buffers & b  = ctx->buf;
+    const int64_t     E  = m.hp.n_embd, FF = m.hp.n_ff;
+    int32_t *         U  = b.sp_ids.data();
+    uint8_t *         in = b.sp_union.data();
+    std::memset(in, 0, (size_t)FF);
+    for (int32_t id : cold) in[id] = 1;
+    thread_local std::vector<int32_t> where;  // neuron id -> its column in the union
+    where.resize((size_t)FF);
+    int64_t nU = 0;
+    for (int64_t i = 0; i < FF; i++) {
+        if (!in[i]) continue;
+        where[(size_t)i] = (int32_t)nU;
+        U[nU++] = (int32_t)i;
+    }
+    if (nU == 0) return;
+    act_set acts;
+    const llm_weight * gu_w[2] = {&L.w_up, &L.w_gate};
+    act_set_init(&acts, b.act_mem.data(), b.act_row_max, ctx->n_batch, E, gu_w, gated(m) ? 2 : 1);
+    each_token(*ctx->pool, nth, n_tok, [&](int64_t t) { act_prepare_row(&acts, t, xin0 + t * E); });
+    float * u = b.up.data();    // [n_tok][nU]
+    float * g = b.gate.data();  // [n_tok][nU] (gated models)
+    ctx->pool->parallel_for(nth, nU, [&](int, int64_t k0, int64_t k1) {
+        size_t s_up = 0, s_gate = 0;
+        const uint8_t * a_up = act_for(acts, L.w_up, &s_up);
+        matmul_rows(L.w_up.type, L.w_up.data, L.w_up.row_bytes, a_up, s_up, n_tok, E, U, k0, k1, u, nU);
+        if (gated(m)) {
+            const uint8_t * a_gate = act_for(acts, L.w_gate, &s_gate);
+            matmul_rows(L.w_gate.type, L.w_gate.data, L.w_gate.row_bytes, a_gate, s_gate, n_tok, E, U, k0, k1, g, nU);
+        }
+    });
+    for (int64_t t = 0; t < n_tok; t++) {
+        for (int64_t k = cold_off[(size_t)t]; k < cold_off[(size_t)t + 1]; k++) {
+            const int32_t id = cold[(size_t)k];
+            const int64_t j  = t * nU + where[(size_t)id];
+            h[(size_t)k] = hidden_act(m.ffn_act, gated(m) ? g[j] : 0.0f, u[j], bias_of(L, id));
+        }
+    }
 }
 
 }  // namespace
@@ -251,12 +299,15 @@ double ffn_offload_run(pi_context * ctx, const llm_layer & L, int il, int32_t n_
     {
         std::lock_guard<std::mutex> lock(off.busy);
         pi_status ds = off.dev->ffn_rows_begin(ol.rows, xin0, n_tok, hot.data(), hot_off.data());
+        if (n_tok == 1) {
+            act_prepare(L.w_up.type, xin0, E, a.up);
+            if (gated(m)) act_prepare(L.w_gate.type, xin0, E, a.gate);
+            sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data(), (int64_t)cold.size(), h_cold.data(), b.sp_g.data());
+        } else {
+            cold_hidden_union(ctx, L, n_tok, nth, xin0, cold, cold_off, h_cold);
+        }
         for (int64_t t = 0; t < n_tok; t++) {
-            const float * xin = xin0 + t * E;
             const int64_t c0 = cold_off[(size_t)t], nc = cold_off[(size_t)t + 1] - c0;
-            act_prepare(L.w_up.type, xin, E, a.up);
-            if (gated(m)) act_prepare(L.w_gate.type, xin, E, a.gate);
-            sparse_ffn_hidden(&pool, nth, w, a.up, a.gate, cold.data() + c0, nc, h_cold.data() + c0, b.sp_g.data());
             sparse_down(&pool, nth, L.w_down_t.type, L.w_down_t.data, E, cold.data() + c0, h_cold.data() + c0, nc,
                         y_cold.data() + t * E);
         }
