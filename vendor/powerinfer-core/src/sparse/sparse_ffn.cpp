@@ -3,6 +3,7 @@
 #include "sparse/sparse_ffn.h"
 
 #include "core/types.h"
+#include "cpu/dot.h"
 #include "cpu/kernels.h"
 #include "sparse/sparse_down.h"
 
@@ -80,10 +81,15 @@ inline void prefetch_row(const void * W, size_t row_bytes, int32_t id) {
 // y[k] = dot(row ids[k] of W, x) for k < n, with the rows requested ahead.
 void rows_prefetched(int32_t type, const void * W, size_t row_bytes, const void * xq, int64_t n_cols,
                      const int32_t * ids, int64_t n, float * y) {
+    // The row kernel, looked up once (matvec_rows would look it up per call: rows of narrow
+    // models are short enough for that to show).
+    const vec_dot_fn dot = type >= 0 && type < DOT_N_TYPES ? dot_table_current().dot[type] : nullptr;
+    const char *     w   = static_cast<const char *>(W);
     for (int64_t k = 0; k < HIDDEN_PREFETCH_ROWS && k < n; k++) prefetch_row(W, row_bytes, ids[k]);
     for (int64_t k = 0; k < n; k++) {
         if (k + HIDDEN_PREFETCH_ROWS < n) prefetch_row(W, row_bytes, ids[k + HIDDEN_PREFETCH_ROWS]);
-        matvec_rows(type, W, row_bytes, xq, n_cols, ids + k, 1, y + k);
+        if (dot) y[k] = dot(n_cols, w + (size_t)ids[k] * row_bytes, xq);
+        else matvec_rows(type, W, row_bytes, xq, n_cols, ids + k, 1, y + k);
     }
 }
 
