@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_decode import PEER_PY, ROOT, run_child  # noqa: E402
+from bench_decode import PEER_PY, model_and_peer, run_child  # noqa: E402
 
 
 def main() -> None:
@@ -31,14 +31,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--peer-python", default=str(PEER_PY))
     args = ap.parse_args()
-    model = args.model
-    if model is None:
-        sys.path.insert(0, str(ROOT))
-        from powerinfer_py import assets
-
-        model = str(assets.smollm2_path())
-    if not Path(args.peer_python).is_file():
-        sys.exit(f"peer interpreter {args.peer_python} not found: run benchmarks/setup_peer.sh")
+    model = model_and_peer(args)
     rows = []
     for n_prompt in (int(v) for v in args.positions.split(",")):
         n_ctx = n_prompt + args.gen + 16

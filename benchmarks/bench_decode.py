@@ -98,6 +98,20 @@ def run_child(python: str, engine: str, model: str, threads: int, n_prompt: int,
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def model_and_peer(args: argparse.Namespace) -> str:
+    """The model file (--model, else the cached SmolLM2 Q4_1); exits when the peer interpreter
+    (--peer-python) is missing."""
+    model = args.model
+    if model is None:
+        sys.path.insert(0, str(ROOT))
+        from powerinfer_py import assets
+
+        model = str(assets.smollm2_path())
+    if not Path(args.peer_python).is_file():
+        sys.exit(f"peer interpreter {args.peer_python} not found: run benchmarks/setup_peer.sh")
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="GGUF file (default: the cached SmolLM2 Q4_1)")
@@ -109,14 +123,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
-    model = args.model
-    if model is None:
-        sys.path.insert(0, str(ROOT))
-        from powerinfer_py import assets
-
-        model = str(assets.smollm2_path())
-    if not Path(args.peer_python).is_file():
-        sys.exit(f"peer interpreter {args.peer_python} not found: run benchmarks/setup_peer.sh")
+    model = model_and_peer(args)
     n_ctx = args.prompt + args.gen + 16
 
     results = {"ours": [], "peer": []}

@@ -31,14 +31,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-PROMPT = "from django.db import models\n\n\nclass Article(models.Model):\n"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sparse_decode import PROMPT, run_once  # noqa: E402  (the same timed decode loop)
 
 
 def default_texts() -> list:
@@ -48,15 +47,6 @@ def default_texts() -> list:
     roots = [Path(__file__).resolve().parent.parent / "powerinfer_py", Path(_j.__file__).parent]
     files = sorted(p for r in roots for p in r.rglob("*.py")) + [Path(_a.__file__)]
     return [p.read_text(encoding="utf-8", errors="replace") for p in files]
-
-
-def decode_tps(llm, prompt_ids, n_tokens: int) -> float:
-    llm.reset()
-    llm.eval(prompt_ids)
-    t0 = time.perf_counter()
-    for _ in range(n_tokens):
-        llm.eval([int(np.argmax(llm._ctx.logits()))])
-    return n_tokens / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -113,10 +103,10 @@ def main() -> None:
         prompt_ids = llms["cpu"].tokenize(PROMPT.encode(), add_bos=True)
         speeds = {k: [] for k in llms}
         for llm in llms.values():
-            decode_tps(llm, prompt_ids, 8)  # warm-up
+            run_once(llm, prompt_ids, 8)  # warm-up
         for _ in range(args.runs):
             for k, llm in llms.items():
-                speeds[k].append(decode_tps(llm, prompt_ids, args.tokens))
+                speeds[k].append(run_once(llm, prompt_ids, args.tokens))
     finally:
         for llm in llms.values():
             llm.close()
@@ -124,8 +114,8 @@ def main() -> None:
     total_neurons = sum(facts.n_ff)
     print(f"\nmodel {os.path.basename(path)}, FFN {ffn_bytes / 2**20:.1f} MiB, device {device}, {args.threads} threads, "
           f"{args.tokens} tokens, median of {args.runs}")
-    print(f"| budget (% FFN) | hot neurons | activations covered | device MiB | tok/s | vs all-CPU |")
-    print(f"|---|---|---|---|---|---|")
+    print("| budget (% FFN) | hot neurons | activations covered | device MiB | tok/s | vs all-CPU |")
+    print("|---|---|---|---|---|---|")
     print(f"| all-CPU | 0 | 0% | 0 | {cpu:.1f} | 1.00 |")
     for p in plans:
         tps = statistics.median(speeds[p["budget_pct"]])

@@ -72,9 +72,9 @@ def main() -> None:
             tps = statistics.median(speeds[m])
             st = llms[m].sparsity_stats()
             t = st["time_ms"]
-            n = max(1, st.get("n_tokens") or args.tokens)
             dens = "-" if st["ffn_density"] is None else f"{st['ffn_density'] * 100:.1f}%"
-            stages = ", ".join(f"{k} {v / n * 1000:.0f} us" for k, v in t.items())
+            # the statistics cover the last run's decode steps: run_once resets them after the prompt
+            stages = ", ".join(f"{k} {v / args.tokens * 1000:.0f} us" for k, v in t.items())
             print(f"{m:9} {tps:8.1f} tok/s  {tps / dense:5.2f}x dense  FFN density {dens:>6}  per token: {stages}")
     finally:
         for llm in llms.values():

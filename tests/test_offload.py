@@ -33,7 +33,8 @@ from powerinfer_py.errors import InvalidArgumentError, NotCompiledError, OutOfMe
 from powerinfer_py.sparse_gguf import write_sparse_gguf
 from powerinfer_py.tools.gpuidx import write_gpuidx
 
-TOKENS = [5, 77, 260, 3, 141, 299, 18, 64, 200, 9]
+from test_sparse_forward import TOKENS, engine_logits
+
 CASES = [("llama", "Q4_0"), ("llama", "F16"), ("bamboo", "Q8_0"), ("falcon", "Q4_0"), ("falcon", "F32"),
          ("llama", "Q4_K")]
 MODES = ["predictor", "oracle", "dense"]
@@ -49,19 +50,8 @@ def files(tmp_path_factory):
 
 def run(path, mode, hot=None, one_by_one=False, capacity=0):
     """All logits of TOKENS, with the split hot (per layer: ascending ids) on the stand-in."""
-    with Model(str(path), sparse_mode=mode) as m:
-        if hot is not None:
-            m.offload_ffn("cpu-standin", capacity, hot)
-        with Context(m, n_ctx=64, n_batch=32, n_threads=2, n_threads_batch=2, logits_all=True,
-                     kv_type="f32") as ctx:
-            if not one_by_one:
-                ctx.decode(TOKENS)
-                return ctx.all_logits()
-            rows = []
-            for t in TOKENS:
-                ctx.decode([t])
-                rows.append(ctx.logits())
-            return np.stack(rows)
+    return engine_logits(path, mode, one_by_one=one_by_one,
+                         offload=None if hot is None else ("cpu-standin", capacity, hot))
 
 
 def random_split(spec, share, seed=0):

@@ -16,7 +16,8 @@ import pytest
 import powerinfer_py
 from powerinfer_py._offload import cuda_built
 
-from test_offload import TOKENS, random_split, run  # noqa: F401  (the same helpers)
+from test_offload import random_split
+from test_sparse_forward import engine_logits
 
 pytestmark = pytest.mark.skipif(
     not cuda_built() or not (powerinfer_py.system_info().get("cuda") or {}).get("devices"),
@@ -27,15 +28,7 @@ CASES = [("llama", "F32", 1e-4), ("llama", "F16", 2e-2), ("llama", "Q4_0", 6e-2)
 
 
 def run_on(path, mode, hot, device):
-    from powerinfer_py._context import Context
-    from powerinfer_py._model import Model
-
-    with Model(str(path), sparse_mode=mode) as m:
-        m.offload_ffn(device, 0, hot)
-        assert m.offload_info()["device"].startswith(device.split(":")[0])
-        with Context(m, n_ctx=64, n_batch=32, n_threads=2, n_threads_batch=2, logits_all=True, kv_type="f32") as ctx:
-            ctx.decode(TOKENS)
-            return ctx.all_logits()
+    return engine_logits(path, mode, offload=(device, 0, hot))
 
 
 @pytest.fixture(scope="module")
@@ -64,4 +57,5 @@ def test_cuda_budget_defaults_to_free_memory(files):
     spec = files["llama", "Q4_0"]
     with Model(str(spec.path)) as m:
         m.offload_ffn("cuda", 0, random_split(spec, 0.5))
+        assert m.offload_info()["device"].startswith("cuda")
         assert m.offload_info()["bytes"] > 0

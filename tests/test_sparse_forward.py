@@ -68,8 +68,11 @@ class SparseReference(ReferenceLlama):
         return h @ self.w(b + "ffn_down_t.weight")
 
 
-def engine_logits(path, mode, threshold=None, one_by_one=False, kv_type="f32"):
+def engine_logits(path, mode, threshold=None, one_by_one=False, kv_type="f32", offload=None):
+    """All logits of TOKENS; offload = (device, capacity, hot ids per layer) splits the FFN first."""
     with Model(str(path), sparse_mode=mode, sparse_threshold=threshold) as m:
+        if offload is not None:
+            m.offload_ffn(*offload)
         with Context(m, n_ctx=64, n_batch=32, n_threads=2, n_threads_batch=2, logits_all=True,
                      kv_type=kv_type) as ctx:
             if not one_by_one:
