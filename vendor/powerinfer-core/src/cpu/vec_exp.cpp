@@ -8,6 +8,8 @@
 // vectorize (no result changes).
 #include "cpu/vec_exp.h"
 
+#include "cpu/exp_poly.h"
+
 #include <cstring>
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
@@ -19,31 +21,6 @@
 namespace pi {
 
 namespace {
-
-// 2^t = 2^i * 2^f, i = trunc(t), f = t - i in (-1, 1): degree-7 Taylor polynomial of 2^f (relative
-// error under 3e-6 on that interval). Inlined into each clone's loop by hand (a helper would not
-// be inlined into the clones).
-#define PI_EXP_BODY(x_in, out)                                  \
-    do {                                                        \
-        float x_ = (x_in);                                      \
-        x_ = x_ < -87.0f ? -87.0f : x_;                         \
-        x_ = x_ > 88.0f ? 88.0f : x_;                           \
-        const float   t_ = x_ * 1.4426950409f;                  \
-        const int32_t i_ = (int32_t)t_;                         \
-        const float   f_ = t_ - (float)i_;                      \
-        float p_ = 1.525273e-5f;                                \
-        p_ = p_ * f_ + 1.540353e-4f;                            \
-        p_ = p_ * f_ + 1.333355e-3f;                            \
-        p_ = p_ * f_ + 9.618129e-3f;                            \
-        p_ = p_ * f_ + 5.550411e-2f;                            \
-        p_ = p_ * f_ + 2.402265e-1f;                            \
-        p_ = p_ * f_ + 6.931472e-1f;                            \
-        p_ = p_ * f_ + 1.0f;                                    \
-        const uint32_t bits_ = (uint32_t)(i_ + 127) << 23;      \
-        float s_;                                               \
-        std::memcpy(&s_, &bits_, sizeof(s_));                   \
-        (out) = p_ * s_;                                        \
-    } while (0)
 
 PI_ROW_CLONES float max_row(const float * x, int64_t n) {
     float lanes[8];
@@ -64,7 +41,7 @@ PI_ROW_CLONES double exp_sub_sum(float * x, int64_t n, float mx) {
     for (; i + 8 <= n; i += 8) {
         for (int j = 0; j < 8; j++) {
             float e;
-            PI_EXP_BODY(x[i + j] - mx, e);
+            PI_EXP_POLY(x[i + j] - mx, e);
             x[i + j] = e;
             lanes[j] += e;
         }
@@ -72,7 +49,7 @@ PI_ROW_CLONES double exp_sub_sum(float * x, int64_t n, float mx) {
     double sum = 0.0;
     for (; i < n; i++) {
         float e;
-        PI_EXP_BODY(x[i] - mx, e);
+        PI_EXP_POLY(x[i] - mx, e);
         x[i] = e;
         sum += e;
     }
@@ -87,7 +64,7 @@ PI_ROW_CLONES void scale_row(float * x, int64_t n, float f) {
 PI_ROW_CLONES void silu_mul_clones(float * g, const float * u, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float e;
-        PI_EXP_BODY(-g[i], e);
+        PI_EXP_POLY(-g[i], e);
         g[i] = g[i] / (1.0f + e) * u[i];
     }
 }
@@ -96,7 +73,7 @@ PI_ROW_CLONES void silu_mul_clones(float * g, const float * u, int64_t n) {
 
 float exp_approx(float x) {
     float e;
-    PI_EXP_BODY(x, e);
+    PI_EXP_POLY(x, e);
     return e;
 }
 

@@ -140,7 +140,7 @@ pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t
             return fail(PI_ERR_UNSUPPORTED, "layer %zu stores ffn_down, not ffn_down_t: a neuron's down projection is a "
                         "column there, not a row; export the model in PowerInfer's layout (powerinfer-py export)", il);
         }
-        for (const llm_weight * wt : {&L.w_up, &L.w_gate, &L.w_down_t}) {
+        for (const llm_weight * wt : {&L.w_up, &L.w_gate, &L.w_down_t, &L.fc1, &L.fc2}) {  // rows and predictor
             if (wt->data && !off->dev->supports(wt->type)) {
                 return fail(PI_ERR_UNSUPPORTED, "layer %zu: %s has type %s, which device %s does not compute", il,
                             wt->name ? wt->name : "a weight", type_get(wt->type).name, off->dev->name());
@@ -179,12 +179,6 @@ pi_status ffn_offload_build(const llm_model & m, const char * dev_name, uint64_t
             }
         }
         if (st == PI_OK && L.fc1.data) {
-            for (const llm_weight * wt : {&L.fc1, &L.fc2}) {
-                if (!off->dev->supports(wt->type)) {
-                    return fail(PI_ERR_UNSUPPORTED, "layer %zu: %s has type %s, which device %s does not compute", il,
-                                wt->name ? wt->name : "a predictor weight", type_get(wt->type).name, off->dev->name());
-                }
-            }
             device_predictor & pr = ol.pred;
             pr.n_embd   = m.hp.n_embd;
             pr.hidden   = L.fc1.n_rows;

@@ -12,10 +12,12 @@
 // short lists. Only typical sampling sorts the whole vocabulary.
 // benchmarks/bench_sampler.py measures each chain on SmolLM2's logits.
 #include "core/status.h"
+#include "cpu/exp_poly.h"
 #include "powerinfer.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -48,29 +50,14 @@ bool by_logit_desc(const candidate & a, const candidate & b) {
 }
 
 // e[i] = exp(w[i] - mx) for i < n (w[i] <= mx), 0 for -inf entries (masked tokens). One pass
-// that vectorizes: exp(x) for x <= 0 as 2^t = 2^i * 2^f (i = trunc(t), f in (-1, 0]) with a
-// degree-7 Taylor polynomial for 2^f, relative error under 2e-6, branch-free (a library expf
-// call per token costs about 20x more). Written inline: a helper function would not be inlined
-// into the per-ISA clones.
+// that vectorizes: the polynomial exp of cpu/exp_poly.h on max(w[i] - mx, -80), branch-free (a
+// library expf call per token costs about 20x more).
 PI_ROW_CLONES void exp_row(const float * __restrict w, int32_t n, float mx, float * __restrict e) {
     const float neg_inf = -std::numeric_limits<float>::infinity();
     for (int32_t k = 0; k < n; k++) {
-        const float x = std::max(w[k] - mx, -80.0f);
-        const float t = x * 1.4426950409f;  // log2(e)
-        const int32_t i = (int32_t)t;       // toward zero: f = t - i lies in (-1, 0]
-        const float f = t - (float)i;
-        float p = 1.525273e-5f;
-        p = p * f + 1.540353e-4f;
-        p = p * f + 1.333355e-3f;
-        p = p * f + 9.618129e-3f;
-        p = p * f + 5.550411e-2f;
-        p = p * f + 2.402265e-1f;
-        p = p * f + 6.931472e-1f;
-        p = p * f + 1.0f;
-        const uint32_t bits = (uint32_t)(i + 127) << 23;
-        float scale;
-        std::memcpy(&scale, &bits, sizeof(scale));
-        e[k] = p * scale * (float)(w[k] != neg_inf);  // a multiply, not a select: it vectorizes
+        float p;
+        PI_EXP_POLY(std::max(w[k] - mx, -80.0f), p);
+        e[k] = p * (float)(w[k] != neg_inf);  // a multiply, not a select: it vectorizes
     }
 }
 
