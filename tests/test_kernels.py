@@ -336,6 +336,24 @@ def test_matmul_equals_matvec(name, isa):
         assert_within(name, w, X[n_b - 1], Y[n_b - 1])
 
 
+@pytest.mark.parametrize("name", ["F16", "F32"])
+def test_matmul_sixteen_row_path_equals_matvec(name, isa):
+    """Attention's products: F16/F32 rows of any length (keys: head_dim; values: the positions
+    seen, rarely a multiple of 16) against up to 4 activations go through the kernel that reduces
+    sixteen rows together, with a masked last vector. Each (row, activation) must get the bits
+    matvec gives it, for row counts around 16 and lengths with every kind of tail."""
+    rng = np.random.default_rng(77)
+    for n_rows, n_cols in [(37, 64), (16, 300), (45, 1000), (33, 7), (20, 257)]:
+        w = make_weights(name, n_rows, n_cols, rng)
+        for n_b in (1, 3, 4, 6):
+            X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
+            Y = matmul(name, w, X)
+            for b in range(n_b):
+                np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]),
+                                              err_msg=f"{name} {n_rows}x{n_cols} n_b={n_b} b={b}")
+            assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+
+
 def test_bad_arguments():
     x = np.ones(64, dtype=np.float32)
     y = np.empty(2, dtype=np.float32)

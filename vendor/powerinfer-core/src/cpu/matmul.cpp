@@ -80,10 +80,12 @@ void products(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq
 
 void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
             int64_t n_b, int64_t n_cols, float * Y, int64_t ldy, int64_t r0, int64_t r1) {
-    // Short rows (attention's keys): the kernel that reduces sixteen rows at once, same bits.
+    // Short rows (attention's keys), or few activations (attention's values: the group's heads of
+    // one token): the kernel that reduces sixteen rows at once, same bits. It reads the rows once
+    // per bmax activations, so long rows against many activations stay with products().
     const dot_table & t = dot_table_current();
-    if (wtype >= 0 && wtype < DOT_N_TYPES && t.short_rows[wtype] && n_cols <= kShortRow && r1 > r0) {
-        const int   bmax = std::max(1, std::min(4, t.batch_max[wtype]));
+    const int bmax = wtype >= 0 && wtype < DOT_N_TYPES ? std::max(1, std::min(4, t.batch_max[wtype])) : 1;
+    if (wtype >= 0 && wtype < DOT_N_TYPES && t.short_rows[wtype] && (n_cols <= kShortRow || n_b <= bmax) && r1 > r0) {
         const char * w   = static_cast<const char *>(W) + (size_t)r0 * w_row_bytes;
         const char * x   = static_cast<const char *>(xq);
         for (int64_t b = 0; b < n_b; b += bmax) {
