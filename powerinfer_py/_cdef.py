@@ -290,6 +290,9 @@ pi_status pi_matvec_rows(int32_t type, const void * W, int64_t n_rows, int64_t n
 pi_status pi_matmul(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
                            const float * X, int64_t n_b, float * Y);
 
+pi_status pi_weighted_rows(int32_t type, const void * V, int64_t n_rows, int64_t n_cols,
+                                  const float * P, int64_t n_b, float * out);
+
 typedef struct pi_quantize_params {
     uint32_t struct_size;
     int32_t  type;

@@ -69,7 +69,10 @@ def test_text_shorter_than_a_chunk_is_a_clear_error(llm):
 def test_agrees_with_llama_cpp_within_half_a_percent(smollm2_path, peer_python, tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(assets.sample_text(30000), encoding="utf-8")
-    n_ctx, chunks = 256, 4
+    # 16 chunks (2032 scored tokens): over 4, changes of the last bits alone (the AVX2 against the
+    # AVX-512 kernels, or the order in which attention adds its value rows) moved our perplexity by
+    # up to 0.6%, as int8 activations amplify them; over 16 they stay within 0.35% of llama.cpp's.
+    n_ctx, chunks = 256, 16
     out = subprocess.run([str(peer_python), str(ROOT / "benchmarks" / "peer_perplexity.py"), str(smollm2_path),
                           str(text_file), str(n_ctx), "2", str(chunks)], capture_output=True, text=True, check=True)
     theirs = json.loads(out.stdout.strip().splitlines()[-1])

@@ -407,6 +407,12 @@ PI_API pi_status pi_matvec_rows(int32_t type, const void * W, int64_t n_rows, in
 PI_API pi_status pi_matmul(int32_t type, const void * W, int64_t n_rows, int64_t n_cols,
                            const float * X, int64_t n_b, float * Y);
 
+/* out[b * n_cols + c] = sum over r < n_rows of P[b * n_rows + r] * V[r][c] for b < n_b: attention's
+ * value product, V being n_rows rows of n_cols F16 or F32 values (one per cached position). The
+ * terms are added in order of r, one fma each, so every ISA gives the same bits. */
+PI_API pi_status pi_weighted_rows(int32_t type, const void * V, int64_t n_rows, int64_t n_cols,
+                                  const float * P, int64_t n_b, float * out);
+
 /* Writes a copy of the GGUF file at src_path to dst_path with every 2-D weight quantized to type
  * (token embeddings and 1-D tensors as llama.cpp's quantizer treats them), keeping every metadata
  * key and the PWRI magic. */

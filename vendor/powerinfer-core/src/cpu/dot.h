@@ -81,8 +81,11 @@ struct dot_table {
     void (*prepare_q8k)(const float * x, int64_t n, void * out);
     float (*dot_f32)(const float * a, const float * b, int64_t n);
     float (*dot_f16_f32)(const uint16_t * a, const float * b, int64_t n);
-    void  (*axpy_f16_f32)(float * y, float a, const uint16_t * x, int64_t n);
-    void  (*axpy_f32)(float * y, float a, const float * x, int64_t n);
+    // weighted_rows of kernels.h for F16 and F32 rows, ld elements apart.
+    void  (*weighted_rows_f16)(const uint16_t * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p,
+                               int64_t ldp, int nb, float * out, int64_t ldo);
+    void  (*weighted_rows_f32)(const float * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p,
+                               int64_t ldp, int nb, float * out, int64_t ldo);
     void  (*round_f16)(float * x, int64_t n);  // x[i] = nearest f16 value (ties to even), in place
 };
 

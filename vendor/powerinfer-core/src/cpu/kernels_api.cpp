@@ -1,5 +1,5 @@
 // kernels_api.cpp - the public entry points to the matrix kernels (pi_matvec, pi_matmul,
-// pi_matvec_rows) that tests, benchmarks and tools call: argument checks, activation preparation,
+// pi_matvec_rows, pi_weighted_rows) that tests, benchmarks and tools call: argument checks, activation preparation,
 // then the same row loops the forward pass uses, on the calling thread.
 #include "core/status.h"
 #include "core/types.h"
@@ -85,6 +85,24 @@ pi_status pi_matmul(int32_t type, const void * W, int64_t n_rows, int64_t n_cols
         return pi::fail(PI_ERR_OUT_OF_MEMORY, "pi_matmul: no memory for %lld activations of %lld columns", (long long)n_b,
                         (long long)n_cols);
     }
+    return PI_OK;
+}
+
+pi_status pi_weighted_rows(int32_t type, const void * V, int64_t n_rows, int64_t n_cols, const float * P, int64_t n_b,
+                           float * out) {
+    if (type != PI_TYPE_F16 && type != PI_TYPE_F32) {
+        return pi::fail(PI_ERR_UNSUPPORTED, "pi_weighted_rows: rows of type %d; F16 or F32 only", type);
+    }
+    if (n_rows < 0 || n_cols <= 0 || n_b < 0 || n_b > INT32_MAX) {
+        return pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_weighted_rows: bad shape %lld x %lld, n_b = %lld", (long long)n_rows,
+                        (long long)n_cols, (long long)n_b);
+    }
+    if (n_b > 0 && (!out || (n_rows > 0 && (!V || !P)))) {
+        return pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_weighted_rows: V, P or out is NULL");
+    }
+    if (n_b == 0) return PI_OK;
+    const size_t row_bytes = (size_t)n_cols * (type == PI_TYPE_F16 ? 2 : 4);
+    pi::weighted_rows(type, V, row_bytes, n_rows, n_cols, P, n_rows, (int)n_b, out, n_cols);
     return PI_OK;
 }
 

@@ -65,18 +65,65 @@ float dot_f16_f32_v(const uint16_t * a, const float * b, int64_t n) {
     return r;
 }
 
-void axpy_f16_f32_v(float * y, float a, const uint16_t * x, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_h(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * h2f(x[i]);
+// weighted_rows: 16 columns (two vectors) at a time for up to 4 weights p_b, each output an fma
+// chain over r in order, as the scalar reference; columns past the last 8 go one at a time.
+template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+void weighted16(const A * V, int64_t ld, int64_t n_rows, const float * p, int64_t ldp, float * out, int64_t ldo) {
+    __m256 acc[NB][2];
+    for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+    for (int64_t r = 0; r < n_rows; r++) {
+        const __m256 v0 = load(V + r * ld), v1 = load(V + r * ld + 8);
+        for (int b = 0; b < NB; b++) {
+            const __m256 pb = _mm256_set1_ps(p[b * ldp + r]);
+            acc[b][0] = _mm256_fmadd_ps(pb, v0, acc[b][0]);
+            acc[b][1] = _mm256_fmadd_ps(pb, v1, acc[b][1]);
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        _mm256_storeu_ps(out + b * ldo, acc[b][0]);
+        _mm256_storeu_ps(out + b * ldo + 8, acc[b][1]);
+    }
 }
 
-void axpy_f32_v(float * y, float a, const float * x, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+void weighted8(const A * V, int64_t ld, int64_t n_rows, const float * p, int64_t ldp, float * out, int64_t ldo) {
+    __m256 acc[NB];
+    for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
+    for (int64_t r = 0; r < n_rows; r++) {
+        const __m256 v0 = load(V + r * ld);
+        for (int b = 0; b < NB; b++) acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(p[b * ldp + r]), v0, acc[b]);
+    }
+    for (int b = 0; b < NB; b++) _mm256_storeu_ps(out + b * ldo, acc[b]);
+}
+
+template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+void weighted_cols(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp,
+                   float * out, int64_t ldo) {
+    int64_t c = 0;
+    for (; c + 16 <= n_cols; c += 16) weighted16<NB, A, load, conv>(V + c, ld, n_rows, p, ldp, out + c, ldo);
+    for (; c + 8 <= n_cols; c += 8) weighted8<NB, A, load, conv>(V + c, ld, n_rows, p, ldp, out + c, ldo);
+    for (; c < n_cols; c++) {
+        for (int b = 0; b < NB; b++) {
+            float acc = 0.0f;
+            for (int64_t r = 0; r < n_rows; r++) acc = std::fma(p[b * ldp + r], conv(V[r * ld + c]), acc);
+            out[b * ldo + c] = acc;
+        }
+    }
+}
+
+template <class A, __m256 (*load)(const A *), float (*conv)(A)>
+void weighted_rows_v(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp, int nb,
+                     float * out, int64_t ldo) {
+    for (int b = 0; b < nb; b += 4) {
+        const float * pb = p + b * ldp;
+        float *       ob = out + b * ldo;
+        switch (nb - b) {
+            case 1: weighted_cols<1, A, load, conv>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            case 2: weighted_cols<2, A, load, conv>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            case 3: weighted_cols<3, A, load, conv>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            default: weighted_cols<4, A, load, conv>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+        }
+    }
 }
 
 // F32 and F16 weight rows against ACT_F32 activations: the same dot products.
@@ -123,8 +170,8 @@ void vec_f32_fill_avx2(dot_table & t) {
     t.batch_max[PI_TYPE_F16]  = 4;
     t.dot_f32      = dot_f32_v;
     t.dot_f16_f32  = dot_f16_f32_v;
-    t.axpy_f16_f32 = axpy_f16_f32_v;
-    t.axpy_f32     = axpy_f32_v;
+    t.weighted_rows_f16 = weighted_rows_v<uint16_t, load_h, h2f>;
+    t.weighted_rows_f32 = weighted_rows_v<float, load_f, f2f>;
     t.round_f16    = round_f16_v;
 }
 

@@ -1,6 +1,6 @@
 // vec_f32_avx512.cpp - AVX-512F versions of the f32 vector helpers (vec_f32.cpp has the scalar
 // ones and the entry points), which also serve F32 and F16 weight rows, one activation or a batch.
-// Tails shorter than a vector are done one value at a time.
+// A row's last values shorter than a vector are read with a masked load.
 #include "powerinfer.h"
 #include "cpu/dot.h"
 #include "cpu/reduce16_avx512.h"
@@ -20,10 +20,6 @@ namespace pi {
 namespace {
 
 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
-
-// f16 -> f32 with the F16C instruction (one value), local so that no inline function of another
-// file is compiled with this file's ISA flags.
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 // 16 values of a row as floats; the _m forms read only the lanes of mask m (the others are 0 and
 // their memory is not touched, so a row's tail never reads past its end).
@@ -80,18 +76,61 @@ float dot_f16_f32_v(const uint16_t * a, const float * b, int64_t n) {
     return r;
 }
 
-void axpy_f16_f32_v(float * y, float a, const uint16_t * x, int64_t n) {
-    const __m512 va = _mm512_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load_h(x + i), _mm512_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * h2f(x[i]);
+// weighted_rows: up to 64 columns (NV vectors, the last masked past n_cols) at a time for up to 4
+// weights p_b, each output an fma chain over r in order, as the scalar reference.
+template <int NB, int NV, class A, __m512 (*load_m)(const A *, __mmask16)>
+void weighted_cols(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp, float * out,
+                   int64_t ldo) {
+    __mmask16 m[NV];
+    for (int k = 0; k < NV; k++) {
+        const int64_t left = n_cols - 16 * k;
+        m[k] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    }
+    __m512 acc[NB][NV];
+    for (int b = 0; b < NB; b++) {
+        for (int k = 0; k < NV; k++) acc[b][k] = _mm512_setzero_ps();
+    }
+    for (int64_t r = 0; r < n_rows; r++) {
+        const A * v = V + r * ld;
+        __m512    x[NV];
+        for (int k = 0; k < NV; k++) x[k] = load_m(v + 16 * k, m[k]);
+        for (int b = 0; b < NB; b++) {
+            const __m512 pb = _mm512_set1_ps(p[b * ldp + r]);
+            for (int k = 0; k < NV; k++) acc[b][k] = _mm512_fmadd_ps(pb, x[k], acc[b][k]);
+        }
+    }
+    for (int b = 0; b < NB; b++) {
+        for (int k = 0; k < NV; k++) _mm512_mask_storeu_ps(out + b * ldo + 16 * k, m[k], acc[b][k]);
+    }
 }
 
-void axpy_f32_v(float * y, float a, const float * x, int64_t n) {
-    const __m512 va = _mm512_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+template <int NB, class A, __m512 (*load_m)(const A *, __mmask16)>
+void weighted_nb(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp, float * out,
+                 int64_t ldo) {
+    for (int64_t c = 0; c < n_cols; c += 64) {
+        const int64_t nc = n_cols - c < 64 ? n_cols - c : 64;
+        switch ((nc + 15) / 16) {
+            case 1: weighted_cols<NB, 1, A, load_m>(V + c, ld, n_rows, nc, p, ldp, out + c, ldo); break;
+            case 2: weighted_cols<NB, 2, A, load_m>(V + c, ld, n_rows, nc, p, ldp, out + c, ldo); break;
+            case 3: weighted_cols<NB, 3, A, load_m>(V + c, ld, n_rows, nc, p, ldp, out + c, ldo); break;
+            default: weighted_cols<NB, 4, A, load_m>(V + c, ld, n_rows, nc, p, ldp, out + c, ldo); break;
+        }
+    }
+}
+
+template <class A, __m512 (*load_m)(const A *, __mmask16)>
+void weighted_rows_v(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp, int nb,
+                     float * out, int64_t ldo) {
+    for (int b = 0; b < nb; b += 4) {
+        const float * pb = p + b * ldp;
+        float *       ob = out + b * ldo;
+        switch (nb - b) {
+            case 1: weighted_nb<1, A, load_m>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            case 2: weighted_nb<2, A, load_m>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            case 3: weighted_nb<3, A, load_m>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+            default: weighted_nb<4, A, load_m>(V, ld, n_rows, n_cols, pb, ldp, ob, ldo); break;
+        }
+    }
 }
 
 // F32 and F16 weight rows against ACT_F32 activations: the same dot products.
@@ -162,8 +201,8 @@ void vec_f32_fill_avx512(dot_table & t) {
     t.short_rows[PI_TYPE_F16] = short_rows<uint16_t, load_h, load_h_m>;
     t.dot_f32      = dot_f32_v;
     t.dot_f16_f32  = dot_f16_f32_v;
-    t.axpy_f16_f32 = axpy_f16_f32_v;
-    t.axpy_f32     = axpy_f32_v;
+    t.weighted_rows_f16 = weighted_rows_v<uint16_t, load_h_m>;
+    t.weighted_rows_f32 = weighted_rows_v<float, load_f_m>;
 }
 
 }  // namespace pi

@@ -1,4 +1,4 @@
-// attention.cpp - attention as two matrix products per (KV head, block of tokens).
+// attention.cpp - attention as two products per (KV head, block of tokens).
 //
 // The query heads that share a KV head (grouped-query attention: n_head / n_head_kv of them) are
 // taken together, so that each K and V row of the cache is read once for all of them rather than
@@ -6,11 +6,11 @@
 // batch, with Q the block's queries of g's heads (token-major: row b * group + j):
 //     S = K_g · Q^T          scores, [token x head][keys]: the K rows of the cache are the "weights"
 //     S = softmax(S / sqrt(d)) row by row, over the keys each token sees (causal)
-//     O = V_g · S_b^T        per token b, its group's probability rows at once; V is stored
-//                            transposed (one row per dimension), so again rows · vectors
-// Both products run on the kernels' batched F16 (or F32) rows, whose result for one activation
-// does not depend on how many others share the call. Units (KV head, block) are spread over the
-// thread pool.
+//     O_b = S_b · V_g        per token b, its group's probability rows at once: the V rows (one
+//                            per position) weighted by the probabilities and summed (weighted_rows)
+// The scores run on the kernels' batched F16 (or F32) rows, whose result for one activation does
+// not depend on how many others share the call; weighted_rows adds its terms in order of position
+// whatever the call's shape. Units (KV head, block) are spread over the thread pool.
 #include "run/attention.h"
 
 #include "cpu/kernels.h"
@@ -39,7 +39,7 @@ size_t one_token_bytes(const kv_cache & kv, int n_head) {
 // (SmolLM2 has 3 KV heads for 2-16 threads). Instead, three passes, each split finely:
 //   1. S = K_g · q for every KV head g and chunk of keys (the group's heads at once);
 //   2. per query head: scale and softmax over all keys, probabilities prepared for the V product;
-//   3. O = V_g · s for every KV head g and chunk of V rows (dimensions).
+//   3. O = s · V_g for every KV head g and chunk of columns (dimensions).
 // Every score and every output is computed by the same kernel call shape as on the block path (a
 // row of K or V against the group's activations), so the numbers are those of the block path.
 void attention_one_token(thread_pool & pool, int nth, const kv_cache & kv, int layer, int n_head, const float * q,
@@ -75,15 +75,17 @@ void attention_one_token(thread_pool & pool, int nth, const kv_cache & kv, int l
             act_prepare(kv.type, s, n_see, sa + h * s_stride);
         }
     });
-    constexpr int64_t kRows = 16;  // V rows (dimensions) per unit of pass 3
-    const int64_t     n_rc  = (hd + kRows - 1) / kRows;
-    pool.parallel_for(nth, kv.n_head_kv * n_rc, [&](int, int64_t u0, int64_t u1) {
+    // Columns per unit of pass 3: a cache line of each V row (32 f16), so units share no line.
+    const int64_t kCols = 64 / static_cast<int64_t>(kv.elt_size);
+    const int64_t n_cc  = (hd + kCols - 1) / kCols;
+    pool.parallel_for(nth, kv.n_head_kv * n_cc, [&](int, int64_t u0, int64_t u1) {
         for (int64_t u = u0; u < u1; u++) {
-            const int     g  = static_cast<int>(u / n_rc);
-            const int64_t r0 = (u % n_rc) * kRows;
-            const int64_t r1 = r0 + kRows < hd ? r0 + kRows : hd;
-            matmul(kv.type, kv.v_head(layer, g), kv.v_row_bytes(), sa + g * group * s_stride, s_stride, group, n_see,
-                   out + static_cast<int64_t>(g) * group * hd, hd, r0, r1);
+            const int     g  = static_cast<int>(u / n_cc);
+            const int64_t c0 = (u % n_cc) * kCols;
+            const int64_t c1 = c0 + kCols < hd ? c0 + kCols : hd;
+            weighted_rows(kv.type, kv.v_head(layer, g) + c0 * kv.elt_size, kv.row_bytes(), n_see, c1 - c0,
+                          reinterpret_cast<const float *>(sa + g * group * s_stride), s_stride / sizeof(float), group,
+                          out + static_cast<int64_t>(g) * group * hd + c0, hd);
         }
     });
 }
@@ -148,9 +150,10 @@ void attention(thread_pool & pool, int nth, const kv_cache & kv, int layer, int 
                     softmax(s, n_see);
                     act_prepare(kv.type, s, n_see, sa + j * s_stride);
                 }
-                // out[t][g*group + j][r] = V_g row r · s_j: Y[j * hd + r].
-                matmul(kv.type, kv.v_head(layer, g), kv.v_row_bytes(), sa, s_stride, group, n_see,
-                       out + (t0 + b) * n_q + static_cast<int64_t>(g) * group * hd, hd, 0, hd);
+                // out[t][g*group + j][c] = sum over positions i of s_j[i] * V_g[i][c].
+                weighted_rows(kv.type, kv.v_head(layer, g), kv.row_bytes(), n_see, hd,
+                              reinterpret_cast<const float *>(sa), s_stride / sizeof(float), group,
+                              out + (t0 + b) * n_q + static_cast<int64_t>(g) * group * hd, hd);
             }
         }
     });

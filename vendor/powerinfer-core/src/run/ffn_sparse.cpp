@@ -45,7 +45,7 @@ const float * ffn_input(pi_context * ctx, const llm_layer & L, int64_t t) {
 }
 
 void matvec_all(thread_pool & pool, int nth, const llm_weight & w, const void * xq, float * y) {
-    pool.parallel_for(nth, w.n_rows, [&](int, int64_t r0, int64_t r1) {
+    pool.parallel_for_grain(nth, w.n_rows, kRowGrain, [&](int, int64_t r0, int64_t r1) {
         matvec(w.type, w.data, w.row_bytes, xq, w.n_cols, y + r0, r0, r1);
     });
 }

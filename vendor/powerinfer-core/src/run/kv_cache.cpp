@@ -33,17 +33,16 @@ void kv_cache::store(int layer, int32_t pos, const float * kt, const float * vt)
         const float * ks = kt + static_cast<size_t>(h) * head_dim;
         const float * vs = vt + static_cast<size_t>(h) * head_dim;
         uint8_t * kd = k_head(layer, h) + static_cast<size_t>(pos) * row_bytes();
-        uint8_t * vd = v_head(layer, h);  // value i goes to row i, column pos
+        uint8_t * vd = v_head(layer, h) + static_cast<size_t>(pos) * row_bytes();
         if (type == PI_TYPE_F32) {
             std::memcpy(kd, ks, row_bytes());
-            float * v32 = reinterpret_cast<float *>(vd) + pos;
-            for (int i = 0; i < head_dim; i++) v32[static_cast<size_t>(i) * n_ctx] = vs[i];
+            std::memcpy(vd, vs, row_bytes());
         } else {
             uint16_t * k16 = reinterpret_cast<uint16_t *>(kd);
-            uint16_t * v16 = reinterpret_cast<uint16_t *>(vd) + pos;
+            uint16_t * v16 = reinterpret_cast<uint16_t *>(vd);
             for (int i = 0; i < head_dim; i++) {
                 k16[i] = fp32_to_fp16(ks[i]);
-                v16[static_cast<size_t>(i) * n_ctx] = fp32_to_fp16(vs[i]);
+                v16[i] = fp32_to_fp16(vs[i]);
             }
         }
     }

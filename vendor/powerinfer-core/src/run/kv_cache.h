@@ -1,12 +1,14 @@
 // kv_cache.h - the keys and values of every position a context has seen.
 //
 // Cell p holds position p (the cache is a plain window of n_ctx positions; prefix reuse truncates
-// it). Per layer and KV head, keys are stored by position and values transposed, by dimension:
-//     K[layer][kv_head][pos][head_dim],   V[layer][kv_head][head_dim][pos]   (row of n_ctx)
-// so that both attention products are plain matrix products over the kernels' F16 (or F32) rows:
-// scores = K · q (one K row per position) and out = V · p (one V row per dimension, dotted with
-// the probabilities over positions). Elements are f16 (default) or f32. The memory comes from
-// calloc, so pages never written are never resident.
+// it). Per layer and KV head, keys and values are both stored by position:
+//     K[layer][kv_head][pos][head_dim],   V[layer][kv_head][pos][head_dim]
+// so that attention reads each one front to back, one contiguous block per head: scores = K · q
+// (one K row per position, dotted with the query), out = sum over positions of p_pos * V row
+// (weighted_rows). Values stored by dimension instead (rows of n_ctx, as the product V · p would
+// like) made decoding read head_dim short runs n_ctx elements apart, at a third of the rate.
+// Elements are f16 (default) or f32. The memory comes from calloc, so pages never written are never
+// resident.
 #pragma once
 
 #include <cstddef>
@@ -33,9 +35,8 @@ struct kv_cache {
     // Allocates the cache; false when out of memory.
     bool init(int32_t type, int32_t n_layer, int32_t n_head_kv, int32_t head_dim, int32_t n_ctx);
 
-    // Bytes of a K row (one position), of a V row (one dimension), and of one head's K or V block.
+    // Bytes of a K or V row (one position), and of one head's K or V block.
     size_t row_bytes() const { return static_cast<size_t>(head_dim) * elt_size; }
-    size_t v_row_bytes() const { return static_cast<size_t>(n_ctx) * elt_size; }
     size_t head_bytes() const { return row_bytes() * static_cast<size_t>(n_ctx); }
 
     uint8_t * k_head(int layer, int h) const { return k + (static_cast<size_t>(layer) * n_head_kv + h) * head_bytes(); }

@@ -60,7 +60,7 @@ void weight_rows(const llm_weight & w, const uint8_t * act, size_t stride, int64
 void project(thread_pool & pool, int nth, const proj * ps, int n_ps, int64_t n_tok) {
     int64_t total = 0;
     for (int i = 0; i < n_ps; i++) total += ps[i].w->n_rows;
-    pool.parallel_for(nth, total, [&](int, int64_t lo, int64_t hi) {
+    pool.parallel_for_grain(nth, total, kRowGrain, [&](int, int64_t lo, int64_t hi) {
         int64_t base = 0;  // first row of ps[i] in the concatenated row space
         for (int i = 0; i < n_ps; i++) {
             const proj & p = ps[i];
@@ -88,7 +88,7 @@ void project_swiglu(thread_pool & pool, int nth, const llm_weight & w_gate, cons
     size_t sg = 0, su = 0;
     const uint8_t * ag = act_for(acts, w_gate, &sg);
     const uint8_t * au = act_for(acts, w_up, &su);
-    pool.parallel_for(nth, n_ff, [&](int, int64_t r0, int64_t r1) {
+    pool.parallel_for_grain(nth, n_ff, kRowGrain, [&](int, int64_t r0, int64_t r1) {
         weight_rows(w_gate, ag, sg, n_tok, g, n_ff, r0, r1);
         weight_rows(w_up, au, su, n_tok, u, n_ff, r0, r1);
         for (int64_t t = 0; t < n_tok; t++) silu_mul(g + t * n_ff, u + t * n_ff, r0, r1);

@@ -13,6 +13,10 @@
 
 namespace pi {
 
+// Threads take weight rows in multiples of this: the AVX-512 row kernels finish sixteen rows with
+// one shared reduction (cpu/reduce16_avx512.h), and a chunk's leftover rows go one at a time.
+constexpr int64_t kRowGrain = 16;
+
 // Assigns slots of `mem` (rows of max_row bytes, n_batch per slot) to the distinct types among
 // the given weights, all of n_cols columns.
 void act_set_init(act_set * s, uint8_t * mem, size_t max_row, int64_t n_batch, int64_t n_cols,

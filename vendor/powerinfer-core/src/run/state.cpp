@@ -17,7 +17,7 @@ namespace pi {
 namespace {
 
 constexpr uint32_t kStateMagic   = 0x54534950;  // "PIST"
-constexpr uint32_t kStateVersion = 1;
+constexpr uint32_t kStateVersion = 2;  // 2: V rows by position, as K (1 had them by dimension)
 
 struct state_header {
     uint32_t magic, version;
@@ -60,14 +60,11 @@ pi_status state_save(const pi_context * ctx, uint8_t * dst, size_t dst_size, siz
     uint8_t * p = dst;
     std::memcpy(p, &h, sizeof(h));
     p += sizeof(h);
-    const size_t run  = static_cast<size_t>(kv.n_pos) * kv.row_bytes();  // one head's valid K rows
-    const size_t vrun = static_cast<size_t>(kv.n_pos) * kv.elt_size;     // valid part of a V row
+    const size_t run = static_cast<size_t>(kv.n_pos) * kv.row_bytes();  // one head's valid K (V) rows
     for (int il = 0; il < kv.n_layer; il++) {
         for (int g = 0; g < kv.n_head_kv; g++) {
             std::memcpy(p, kv.k_head(il, g), run); p += run;
-            for (int d = 0; d < kv.head_dim; d++) {
-                std::memcpy(p, kv.v_head(il, g) + d * kv.v_row_bytes(), vrun); p += vrun;
-            }
+            std::memcpy(p, kv.v_head(il, g), run); p += run;
         }
     }
     const size_t nl = static_cast<size_t>(ctx->n_outputs) * hp.n_vocab * sizeof(float);
@@ -111,14 +108,11 @@ pi_status state_load(pi_context * ctx, const uint8_t * src, size_t src_size) {
         ctx->embd.resize(std::max(ctx->embd.size(), static_cast<size_t>(h.n_outputs) * hp.n_embd));
     }
     const uint8_t * p = src + sizeof(h);
-    const size_t run  = static_cast<size_t>(h.n_pos) * kv.row_bytes();
-    const size_t vrun = static_cast<size_t>(h.n_pos) * kv.elt_size;
+    const size_t run = static_cast<size_t>(h.n_pos) * kv.row_bytes();
     for (int il = 0; il < kv.n_layer; il++) {
         for (int g = 0; g < kv.n_head_kv; g++) {
             std::memcpy(kv.k_head(il, g), p, run); p += run;
-            for (int d = 0; d < kv.head_dim; d++) {
-                std::memcpy(kv.v_head(il, g) + d * kv.v_row_bytes(), p, vrun); p += vrun;
-            }
+            std::memcpy(kv.v_head(il, g), p, run); p += run;
         }
     }
     kv.n_pos = h.n_pos;

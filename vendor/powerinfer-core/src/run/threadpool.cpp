@@ -48,33 +48,31 @@ thread_pool::~thread_pool() {
 void thread_pool::work(int ith) {
     for (;;) {
         uint64_t w = claim_.load(std::memory_order_acquire);
-        if (claim_next(w) >= claim_count(w)) return;
-        if (!claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
-        // Chunk claim_next(w) is ours; the job cannot change until we report it done.
-        const int64_t n     = job_n_.load(std::memory_order_relaxed);
-        const int64_t chunk = job_chunk_.load(std::memory_order_relaxed);
-        const int64_t i0    = static_cast<int64_t>(claim_next(w)) * chunk;
-        const int64_t i1    = i0 + chunk < n ? i0 + chunk : n;
-        job_.load(std::memory_order_relaxed)(job_arg_.load(std::memory_order_relaxed), ith, i0, i1);
-        done_.fetch_add(1, std::memory_order_acq_rel);
+        const int64_t n    = claim_count(w);
+        const int64_t next = claim_next(w);
+        if (next >= n) return;
+        // 1 / (2 nth) of what is left, in whole grains. grain and nth may belong to a job newer than
+        // w if the caller moved on meanwhile; then the compare-exchange below fails, and a size
+        // computed from them is a valid chunk anyway.
+        const int64_t grain = job_grain_.load(std::memory_order_relaxed);
+        const int64_t nth   = job_nth_.load(std::memory_order_relaxed);
+        int64_t size = (n - next + 2 * nth - 1) / (2 * nth);
+        size = (size + grain - 1) / grain * grain;
+        if (size > n - next) size = n - next;
+        if (!claim_.compare_exchange_weak(w, w + static_cast<uint64_t>(size), std::memory_order_acq_rel)) continue;
+        // Items [next, next + size) are ours; the job cannot change until we report them done.
+        job_.load(std::memory_order_relaxed)(job_arg_.load(std::memory_order_relaxed), ith, next, next + size);
+        done_.fetch_add(size, std::memory_order_acq_rel);
     }
 }
 
-void thread_pool::run_raw(int nth, int64_t n, job_fn fn, void * arg) {
-    // About four chunks per thread: enough to even out unequal chunks and late threads, few
-    // enough that each is a sizeable piece of work.
-    int64_t n_chunks = static_cast<int64_t>(nth) * 4;
-    if (n_chunks > n) n_chunks = n;
-    const int64_t chunk = (n + n_chunks - 1) / n_chunks;
-    n_chunks = (n + chunk - 1) / chunk;
-
+void thread_pool::run_raw(int nth, int64_t n, int64_t grain, job_fn fn, void * arg) {
     job_.store(fn, std::memory_order_relaxed);
     job_arg_.store(arg, std::memory_order_relaxed);
-    job_n_.store(n, std::memory_order_relaxed);
-    job_chunk_.store(chunk, std::memory_order_relaxed);
+    job_grain_.store(grain < 1 ? 1 : grain, std::memory_order_relaxed);
     job_nth_.store(nth, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    claim_.store(static_cast<uint64_t>(n_chunks) << 32, std::memory_order_release);  // publishes the job
+    claim_.store(static_cast<uint64_t>(n) << 32, std::memory_order_release);  // publishes the job
     generation_.fetch_add(1);  // seq_cst, then we read sleeping_ (paired with worker_main)
     if (sleeping_.load() > 0) {
         std::lock_guard<std::mutex> lk(mutex_);  // a sleeper is either in wait() or will see generation_
@@ -83,7 +81,7 @@ void thread_pool::run_raw(int nth, int64_t n, job_fn fn, void * arg) {
     work(0);
     // Chunks claimed by other threads may still be running.
     int spins = 0;
-    while (done_.load(std::memory_order_acquire) != n_chunks) {
+    while (done_.load(std::memory_order_acquire) != n) {
         PI_CPU_RELAX();
         if (++spins > 2000) std::this_thread::yield();  // the machine is busier than its cores
     }

@@ -5,6 +5,10 @@
 // time from an atomic counter rather than assigned up front, for two reasons: rows of unequal cost
 // (attention over more or fewer keys) balance themselves, and on a machine busier than its core
 // count a worker that the OS has descheduled does not stall the job - the others take its chunks.
+// Chunks shrink as the job runs (each takes 1 / (2 nth) of what is left), so that the threads
+// finish close together: with equal chunks, one thread waited for the other's last chunk for
+// about 1 / (4 nth) of every job. parallel_for_grain keeps each chunk a multiple of grain items
+// (but the last), for callers whose kernels take rows sixteen at a time.
 //
 // The forward pass makes a few such calls per layer, so handing out work must cost well under a
 // microsecond: idle workers first spin on the counter (with the CPU's pause hint) for a short
@@ -35,18 +39,37 @@ public:
     // the running thread's index (for per-thread scratch). Each chunk runs exactly once.
     template <class F>
     void parallel_for(int nth, int64_t n, F && fn) {
+        parallel_for_grain(nth, n, 1, static_cast<F &&>(fn));
+    }
+
+    template <class F>
+    void parallel_for_grain(int nth, int64_t n, int64_t grain, F && fn) {
         if (n <= 0) return;
         if (nth > n_threads_) nth = n_threads_;
-        if (nth <= 1 || n == 1) {
+        if (nth <= 1 || n <= grain) {
             fn(0, int64_t(0), n);
             return;
         }
-        run_raw(nth, n, [](void * p, int ith, int64_t i0, int64_t i1) { (*static_cast<F *>(p))(ith, i0, i1); }, &fn);
+        // The claim word keeps counts in 32 bits: a longer range runs as several jobs.
+        constexpr int64_t kMaxItems = int64_t(1) << 31;
+        struct part {
+            F *     fn;
+            int64_t base;
+        };
+        for (int64_t b = 0; b < n; b += kMaxItems) {
+            part p{&fn, b};
+            run_raw(nth, n - b < kMaxItems ? n - b : kMaxItems, grain,
+                    [](void * a, int ith, int64_t i0, int64_t i1) {
+                        const part * q = static_cast<const part *>(a);
+                        (*q->fn)(ith, q->base + i0, q->base + i1);
+                    },
+                    &p);
+        }
     }
 
 private:
     typedef void (*job_fn)(void * arg, int ith, int64_t i0, int64_t i1);
-    void run_raw(int nth, int64_t n, job_fn fn, void * arg);
+    void run_raw(int nth, int64_t n, int64_t grain, job_fn fn, void * arg);
     void worker_main(int ith);
     // Claims and runs chunks of the current job until none is left.
     void work(int ith);
@@ -59,12 +82,12 @@ private:
     // does not start another job until every chunk is done).
     std::atomic<job_fn>      job_{nullptr};
     std::atomic<void *>      job_arg_{nullptr};
-    std::atomic<int64_t>     job_n_{0};
-    std::atomic<int64_t>     job_chunk_{1};   // items per chunk
+    std::atomic<int64_t>     job_grain_{1};   // chunks are multiples of this (but the last)
     std::atomic<int>         job_nth_{1};     // threads asked for; workers ith >= nth stay out
-    // Claim word: chunk count in the high 32 bits, next unclaimed chunk in the low 32 bits.
+    // Claim word: item count n in the high 32 bits, first unclaimed item in the low 32 bits. One
+    // word, so that a worker never pairs the count of one job with the position of another.
     std::atomic<uint64_t>    claim_{0};
-    std::atomic<int64_t>     done_{0};        // chunks finished
+    std::atomic<int64_t>     done_{0};        // items finished
 
     std::atomic<uint64_t>    generation_{0};  // bumped once per job, to wake sleepers
     std::atomic<int>         sleeping_{0};    // workers blocked on cv_
