@@ -256,6 +256,21 @@ def test_matvec_random_shapes(name, isa):
         assert_within(name, w, x, matvec(name, w, x))
 
 
+@pytest.mark.parametrize("name", ["Q4_0", "Q4_1", "Q5_0", "Q5_1"])
+def test_matvec_rows_longer_than_the_ordered_activation_buffer(name, isa):
+    """The 4- and 5-bit AVX-512 row loop puts the activation in nibble order once, on the stack, for
+    rows of up to 32768 values; longer rows take the loop that shuffles per row. Both must give the
+    bits of the one-row kernel (pi_matvec_rows calls it per row)."""
+    rng = np.random.default_rng(3)
+    for n_blocks in (1024, 1025):  # 32768 values (the buffer's size), then one block more
+        n_cols = 32 * n_blocks
+        w = make_weights(name, 17, n_cols, rng)
+        x = rng.standard_normal(n_cols).astype(np.float32)
+        y = matvec(name, w, x)
+        np.testing.assert_array_equal(y, matvec_rows(name, w, x, np.arange(17, dtype=np.int32)))
+        assert_within(name, w, x, y)
+
+
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_isas_agree(name):
     """Every ISA against the scalar path: only float rounding may differ."""

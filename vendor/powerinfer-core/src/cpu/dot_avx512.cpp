@@ -179,13 +179,35 @@ __attribute__((always_inline)) inline void load_part(const uint8_t * p, int k, _
     }
 }
 
-// One step of 4 blocks (FULL) or of the last k < 4, for NB activations.
-template <class T, bool VNNI, int NB, bool FULL>
+// The activation values of a group of 4 blocks (x0: blocks 0-1, x1: blocks 2-3) in the order of
+// the packed bytes: values 0..15 of each block (xl), then values 16..31 of each block (xh).
+inline void act_nibble_order(__m512i x0, __m512i x1, __m512i * xl, __m512i * xh) {
+    *xl = _mm512_permutex2var_epi64(x0, _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13), x1);
+    *xh = _mm512_permutex2var_epi64(x0, _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15), x1);
+}
+
+// The ACT_Q8 values of nb blocks rearranged once for a whole matrix-vector product: group g of 4
+// blocks becomes 128 bytes at out + 128 g, xl then xh (the last group zero-padded, as the masked
+// loads of a row's last step read it). Each row's steps then load xl and xh directly instead of
+// permuting the same activation again for every row (two of the step's five shuffles).
+inline void act_to_nibble_order(const int8_t * x, int64_t nb, int8_t * out) {
+    for (int64_t i = 0; i < nb; i += 4) {
+        const int64_t k  = nb - i < 4 ? nb - i : 4;
+        const __m512i x0 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k), x + i * 32);
+        const __m512i x1 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k - 64), x + i * 32 + 64);
+        __m512i       xl, xh;
+        act_nibble_order(x0, x1, &xl, &xh);
+        _mm512_storeu_si512(out + i * 32, xl);
+        _mm512_storeu_si512(out + i * 32 + 64, xh);
+    }
+}
+
+// One step of 4 blocks (FULL) or of the last k < 4, for NB activations, their values as given
+// (ORDERED false) or already in nibble order (act_to_nibble_order).
+template <class T, bool VNNI, int NB, bool FULL, bool ORDERED>
 __attribute__((always_inline)) inline void nibble_step(const uint8_t * p, int64_t i, int k, const int8_t * const * xv,
                                                        const float * const * xd, __m512 * acc, __m512 * accc) {
     const __m512i mask4  = _mm512_set1_epi8(0x0f);
-    const __m512i idx_lo = _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13);
-    const __m512i idx_hi = _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15);
     const __m512i bcast  = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
     __m512i       v;
     __m256        dc;
@@ -211,19 +233,19 @@ __attribute__((always_inline)) inline void nibble_step(const uint8_t * p, int64_
     }
     for (int b = 0; b < NB; b++) {
         const int8_t * x = xv[b] + i * 32;
-        __m512i        x0, x1;
+        __m512i        xl, xh;
         __m256         ds;
-        if (FULL) {
-            x0 = _mm512_loadu_si512(x);
-            x1 = _mm512_loadu_si512(x + 64);
-            ds = _mm256_loadu_ps(xd[b] + 2 * i);
+        if (ORDERED) {
+            xl = _mm512_loadu_si512(x);
+            xh = _mm512_loadu_si512(x + 64);
+        } else if (FULL) {
+            act_nibble_order(_mm512_loadu_si512(x), _mm512_loadu_si512(x + 64), &xl, &xh);
         } else {
-            x0 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k), x);
-            x1 = _mm512_maskz_loadu_epi8(bytes_mask(32 * k - 64), x + 64);
-            ds = _mm256_maskz_loadu_ps(pairs_mask(k), xd[b] + 2 * i);
+            act_nibble_order(_mm512_maskz_loadu_epi8(bytes_mask(32 * k), x),
+                             _mm512_maskz_loadu_epi8(bytes_mask(32 * k - 64), x + 64), &xl, &xh);
         }
-        const __m512i xl = _mm512_permutex2var_epi64(x0, idx_lo, x1);
-        const __m512i xh = _mm512_permutex2var_epi64(x0, idx_hi, x1);
+        if (FULL) ds = _mm256_loadu_ps(xd[b] + 2 * i);
+        else      ds = _mm256_maskz_loadu_ps(pairs_mask(k), xd[b] + 2 * i);
         const __m512i s  = dpbusd<VNNI>(dpbusd<VNNI>(_mm512_setzero_si512(), lo, xl), hi, xh);
         const __m512  pr = _mm512_zextps256_ps512(_mm256_mul_ps(dc, ds));  // (d dx, c s) x 4
         acc[b]           = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps(bcast, pr), acc[b]);
@@ -233,7 +255,7 @@ __attribute__((always_inline)) inline void nibble_step(const uint8_t * p, int64_
 
 // One row against NB activations, up to the last vector of partial sums: sum[b] is what gets
 // reduced to the product with activation b (one row at a time, or sixteen rows together).
-template <class T, bool VNNI, int NB>
+template <class T, bool VNNI, int NB, bool ORDERED = false>
 __attribute__((always_inline)) inline void nibble_sums(int64_t n, const uint8_t * wb, const int8_t * const * xv,
                                                        const float * const * xd, __m512 * sum) {
     const int64_t nb = n / 32;
@@ -246,14 +268,14 @@ __attribute__((always_inline)) inline void nibble_sums(int64_t n, const uint8_t 
     __m512 * acc_odd = acc1;
     int64_t  i       = 0;
     for (; i + 8 <= nb; i += 8) {
-        nibble_step<T, VNNI, NB, true>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
-        nibble_step<T, VNNI, NB, true>(wb + (i + 4) * T::bytes, i + 4, 4, xv, xd, acc_odd, accc);
+        nibble_step<T, VNNI, NB, true, ORDERED>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
+        nibble_step<T, VNNI, NB, true, ORDERED>(wb + (i + 4) * T::bytes, i + 4, 4, xv, xd, acc_odd, accc);
     }
     if (i + 4 <= nb) {
-        nibble_step<T, VNNI, NB, true>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
+        nibble_step<T, VNNI, NB, true, ORDERED>(wb + i * T::bytes, i, 4, xv, xd, acc0, accc);
         i += 4;
     }
-    if (i < nb) nibble_step<T, VNNI, NB, false>(wb + i * T::bytes, i, (int)(nb - i), xv, xd, acc_odd, accc);
+    if (i < nb) nibble_step<T, VNNI, NB, false, ORDERED>(wb + i * T::bytes, i, (int)(nb - i), xv, xd, acc_odd, accc);
     for (int b = 0; b < NB; b++) sum[b] = _mm512_add_ps(_mm512_add_ps(acc0[b], acc1[b]), accc[b]);
 }
 
@@ -363,11 +385,8 @@ typedef void (*row_sums_fn)(int64_t n, const uint8_t * w, const int8_t * const *
                             __m512 * sum);
 
 template <row_sums_fn SUMS>
-void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
-    const uint8_t * w = static_cast<const uint8_t *>(W);
-    const int8_t *  xv[1];
-    const float *   xd[1];
-    act_q8_pointers<1>(n, xq, 0, xv, xd);
+void rows_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t * const * xv, const float * const * xd,
+               float * y, int64_t n_rows) {
     int64_t r = 0;
     for (; r + 16 <= n_rows; r += 16) {
         __m512 t[16];
@@ -379,6 +398,31 @@ void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * 
         SUMS(n, w + (size_t)r * row_bytes, xv, xd, &t);
         y[r] = _mm512_reduce_add_ps(t);
     }
+}
+
+template <row_sums_fn SUMS>
+void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    const int8_t * xv[1];
+    const float *  xd[1];
+    act_q8_pointers<1>(n, xq, 0, xv, xd);
+    rows_loop<SUMS>(n, static_cast<const uint8_t *>(W), row_bytes, xv, xd, y, n_rows);
+}
+
+// The 4- and 5-bit types: the activation put in nibble order once (on the stack, for rows of up
+// to kOrderedMax values), then every row's steps without the activation shuffles. Same bits.
+constexpr int64_t kOrderedMax = 32768;
+
+template <class T, bool VNNI>
+void rows_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    if (n > kOrderedMax) {
+        rows<nibble_sums<T, VNNI, 1>>(n, W, row_bytes, xq, y, n_rows);
+        return;
+    }
+    alignas(64) int8_t ordered[kOrderedMax];
+    act_to_nibble_order(act_q8_values(xq), n / 32, ordered);
+    const int8_t * xv[1] = {ordered};
+    const float *  xd[1] = {act_q8_scales(xq, n)};
+    rows_loop<nibble_sums<T, VNNI, 1, true>>(n, static_cast<const uint8_t *>(W), row_bytes, xv, xd, y, n_rows);
 }
 
 // Up to batch_max (4) activations; K<n> is the kernel instantiated for n of them.
@@ -415,16 +459,16 @@ struct q8 {
 template <bool VNNI>
 void fill(dot_table & t) {
     t.dot[PI_TYPE_Q4_0]       = one<dot_nibbles<z_q4_0, VNNI, 1>>;
-    t.dot_rows[PI_TYPE_Q4_0]  = rows<nibble_sums<z_q4_0, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q4_0]  = rows_nibbles<z_q4_0, VNNI>;
     t.dot_batch[PI_TYPE_Q4_0] = batch<nib<z_q4_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q4_1]       = one<dot_nibbles<z_q4_1, VNNI, 1>>;
-    t.dot_rows[PI_TYPE_Q4_1]  = rows<nibble_sums<z_q4_1, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q4_1]  = rows_nibbles<z_q4_1, VNNI>;
     t.dot_batch[PI_TYPE_Q4_1] = batch<nib<z_q4_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_0]       = one<dot_nibbles<z_q5_0, VNNI, 1>>;
-    t.dot_rows[PI_TYPE_Q5_0]  = rows<nibble_sums<z_q5_0, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q5_0]  = rows_nibbles<z_q5_0, VNNI>;
     t.dot_batch[PI_TYPE_Q5_0] = batch<nib<z_q5_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_1]       = one<dot_nibbles<z_q5_1, VNNI, 1>>;
-    t.dot_rows[PI_TYPE_Q5_1]  = rows<nibble_sums<z_q5_1, VNNI, 1>>;
+    t.dot_rows[PI_TYPE_Q5_1]  = rows_nibbles<z_q5_1, VNNI>;
     t.dot_batch[PI_TYPE_Q5_1] = batch<nib<z_q5_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q8_0]       = one<dot_q8_0<VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q8_0]  = rows<q8_sums<VNNI, 1>>;
