@@ -377,7 +377,7 @@ def relu(v):
 
 
 @pytest.mark.parametrize("act", [RELU_GATE_UP, RELU_BOTH, RELU_UP])
-@pytest.mark.parametrize("name", ["F32", "F16", "Q4_0", "Q8_0", "Q4_K", "Q6_K"])
+@pytest.mark.parametrize("name", ["F32", "F16", "Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q6_K"])
 def test_sparse_ffn(name, act, isa):
     rng = np.random.default_rng(31 + act)
     n_ff, n_embd = 160, n_embd_for(name)

@@ -62,6 +62,11 @@ typedef void (*vec_dot_batch_fn)(int64_t n, const void * w, const void * xq, siz
 typedef void (*vec_dot_rows_fn)(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y,
                                 int64_t n_rows);
 
+// Scattered rows: y[k] = dot(row ids[k] of W, x) for k < n_ids (the sparse FFN's active neurons),
+// the bits of dot per row. Each row is requested into L2 `ahead` rows before its turn.
+typedef void (*vec_dot_rows_ids_fn)(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
+                                    int64_t n_ids, float * y, int ahead);
+
 // Many short rows (n values each, as the keys of attention: head_dim 64 or 128) against nb <= 4
 // activations: Y[b * ldy + r] = dot(row r of W, activation b) for r < n_rows, rows row_bytes apart.
 // The bits of dot_batch's for every (row, activation); faster because sixteen rows share one
@@ -72,6 +77,7 @@ typedef void (*vec_dot_short_fn)(int64_t n, const void * W, size_t row_bytes, in
 struct dot_table {
     vec_dot_fn       dot[DOT_N_TYPES];        // nullptr: use the scalar one
     vec_dot_rows_fn  dot_rows[DOT_N_TYPES];   // nullptr: matvec calls dot per row
+    vec_dot_rows_ids_fn dot_rows_ids[DOT_N_TYPES];  // nullptr: the sparse FFN calls dot per row
     vec_dot_batch_fn dot_batch[DOT_N_TYPES];  // nullptr: call dot per activation
     int              batch_max[DOT_N_TYPES];  // largest nb dot_batch takes
     vec_dot_short_fn short_rows[DOT_N_TYPES]; // nullptr: per row through dot_batch (see matmul)

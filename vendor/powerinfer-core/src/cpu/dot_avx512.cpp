@@ -425,6 +425,50 @@ void rows_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, 
     rows_loop<nibble_sums<T, VNNI, 1, true>>(n, static_cast<const uint8_t *>(W), row_bytes, xv, xd, y, n_rows);
 }
 
+// A prefetch GCC cannot drop: a helper holding only __builtin_prefetch calls is found to have no
+// effect (ipa-pure-const) and every call to it deleted, prefetches and all.
+inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
+
+inline void request_row(const uint8_t * w, const int32_t * ids, int64_t n_ids, size_t row_bytes, int64_t k) {
+    if (k >= n_ids) return;
+    const char * row = reinterpret_cast<const char *>(w) + (size_t)ids[k] * row_bytes;
+    for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
+}
+
+// The sparse FFN's rows: rows taken from a list, each requested line by line `ahead` rows before
+// its turn, since scattered rows are invisible to the hardware prefetcher (sparse/sparse_ffn.cpp
+// says why one row at a time). The bits of dot per row.
+template <row_sums_fn SUMS>
+void rows_ids_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t * const * xv, const float * const * xd,
+                   const int32_t * ids, int64_t n_ids, float * y, int ahead) {
+    for (int64_t k = 0; k < ahead; k++) request_row(w, ids, n_ids, row_bytes, k);
+    for (int64_t k = 0; k < n_ids; k++) {
+        request_row(w, ids, n_ids, row_bytes, k + ahead);
+        __m512 t;
+        SUMS(n, w + (size_t)ids[k] * row_bytes, xv, xd, &t);
+        y[k] = _mm512_reduce_add_ps(t);
+    }
+}
+
+// With the activation in nibble order, as rows_nibbles. Measured at 4096 x 11008 Q4_0, one thread:
+// 0.82x the time of the per-row kernel at full density, the same at 5%, where the scattered reads
+// set the pace.
+template <class T, bool VNNI>
+void rows_ids_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
+                      int64_t n_ids, float * y, int ahead) {
+    const uint8_t * w     = static_cast<const uint8_t *>(W);
+    const float *   xd[1] = {act_q8_scales(xq, n)};
+    if (n > kOrderedMax) {
+        const int8_t * xv[1] = {act_q8_values(xq)};
+        rows_ids_loop<nibble_sums<T, VNNI, 1>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
+        return;
+    }
+    alignas(64) int8_t ordered[kOrderedMax];
+    act_to_nibble_order(act_q8_values(xq), n / 32, ordered);
+    const int8_t * xv[1] = {ordered};
+    rows_ids_loop<nibble_sums<T, VNNI, 1, true>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
+}
+
 // Up to batch_max (4) activations; K<n> is the kernel instantiated for n of them.
 template <template <int> class K>
 void batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, float * out, int64_t ldo) {
@@ -460,15 +504,19 @@ template <bool VNNI>
 void fill(dot_table & t) {
     t.dot[PI_TYPE_Q4_0]       = one<dot_nibbles<z_q4_0, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q4_0]  = rows_nibbles<z_q4_0, VNNI>;
+    t.dot_rows_ids[PI_TYPE_Q4_0] = rows_ids_nibbles<z_q4_0, VNNI>;
     t.dot_batch[PI_TYPE_Q4_0] = batch<nib<z_q4_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q4_1]       = one<dot_nibbles<z_q4_1, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q4_1]  = rows_nibbles<z_q4_1, VNNI>;
+    t.dot_rows_ids[PI_TYPE_Q4_1] = rows_ids_nibbles<z_q4_1, VNNI>;
     t.dot_batch[PI_TYPE_Q4_1] = batch<nib<z_q4_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_0]       = one<dot_nibbles<z_q5_0, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q5_0]  = rows_nibbles<z_q5_0, VNNI>;
+    t.dot_rows_ids[PI_TYPE_Q5_0] = rows_ids_nibbles<z_q5_0, VNNI>;
     t.dot_batch[PI_TYPE_Q5_0] = batch<nib<z_q5_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_1]       = one<dot_nibbles<z_q5_1, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q5_1]  = rows_nibbles<z_q5_1, VNNI>;
+    t.dot_rows_ids[PI_TYPE_Q5_1] = rows_ids_nibbles<z_q5_1, VNNI>;
     t.dot_batch[PI_TYPE_Q5_1] = batch<nib<z_q5_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q8_0]       = one<dot_q8_0<VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q8_0]  = rows<q8_sums<VNNI, 1>>;

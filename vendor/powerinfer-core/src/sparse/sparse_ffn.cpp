@@ -81,9 +81,17 @@ inline void prefetch_row(const void * W, size_t row_bytes, int32_t id) {
 // y[k] = dot(row ids[k] of W, x) for k < n, with the rows requested ahead.
 void rows_prefetched(int32_t type, const void * W, size_t row_bytes, const void * xq, int64_t n_cols,
                      const int32_t * ids, int64_t n, float * y) {
-    // The row kernel, looked up once (matvec_rows would look it up per call: rows of narrow
-    // models are short enough for that to show).
-    const vec_dot_fn dot = type >= 0 && type < DOT_N_TYPES ? dot_table_current().dot[type] : nullptr;
+    // The row kernels, looked up once (matvec_rows would look them up per call: rows of narrow
+    // models are short enough for that to show). A list kernel, where the ISA has one for the
+    // type, does the same products with the same requests ahead.
+    const dot_table &         t     = dot_table_current();
+    const bool                known = type >= 0 && type < DOT_N_TYPES;
+    const vec_dot_rows_ids_fn list  = known ? t.dot_rows_ids[type] : nullptr;
+    if (list) {
+        list(n_cols, W, row_bytes, xq, ids, n, y, (int)HIDDEN_PREFETCH_ROWS);
+        return;
+    }
+    const vec_dot_fn dot = known ? t.dot[type] : nullptr;
     const char *     w   = static_cast<const char *>(W);
     for (int64_t k = 0; k < HIDDEN_PREFETCH_ROWS && k < n; k++) prefetch_row(W, row_bytes, ids[k]);
     for (int64_t k = 0; k < n; k++) {
