@@ -55,52 +55,28 @@ inline uint32_t load_u16(const uint8_t * p) {
 
 // ---- the 4- and 5-bit types ----------------------------------------------------------------------------
 
-// k = how many of the 4 blocks at p exist (4 except at the end of a row); missing ones read as 0.
-// qh: offset of the 32 fifth bits of the 5-bit types, -1 for the 4-bit ones.
+// Where a block's fields start (bytes: its size; qs: its 16 packed bytes; qh: the 32 fifth bits of
+// the 5-bit types, -1 for the 4-bit ones) and how its offset term c is formed: offset * d for the
+// _0 types, the stored min m when offset is 0 (the _1 types). The f16 d (and m) are the block's
+// first bytes.
 struct z_q4_0 {
-    static constexpr int bytes = sizeof(block_q4_0), qs = 2, qh = -1;
-    static constexpr float offset = -8.0f;  // c = offset * d; 0: the block stores its min m
-    // (d, -8 d) per block.
-    static __m256 dc(const uint8_t * p, int k) {
-        uint32_t h[4] = {0, 0, 0, 0};
-        for (int j = 0; j < k; j++) h[j] = load_u16(p + j * bytes);
-        const __m256 d = _mm256_moveldup_ps(_mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3])));
-        return _mm256_mul_ps(d, _mm256_setr_ps(1, -8, 1, -8, 1, -8, 1, -8));
-    }
+    static constexpr int   bytes = sizeof(block_q4_0), qs = 2, qh = -1;
+    static constexpr float offset = -8.0f;
 };
 
 struct z_q4_1 {
-    static constexpr int bytes = sizeof(block_q4_1), qs = 4, qh = -1;
+    static constexpr int   bytes = sizeof(block_q4_1), qs = 4, qh = -1;
     static constexpr float offset = 0.0f;
-    // (d, m) per block: the first 4 bytes of each block.
-    static __m256 dc(const uint8_t * p, int k) {
-        uint32_t h[4] = {0, 0, 0, 0};
-        for (int j = 0; j < k; j++) h[j] = load_u32(p + j * bytes);
-        return _mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]));
-    }
 };
 
 struct z_q5_0 {
-    static constexpr int bytes = sizeof(block_q5_0), qs = 6, qh = 2;
+    static constexpr int   bytes = sizeof(block_q5_0), qs = 6, qh = 2;
     static constexpr float offset = -16.0f;
-    // (d, -16 d) per block.
-    static __m256 dc(const uint8_t * p, int k) {
-        uint32_t h[4] = {0, 0, 0, 0};
-        for (int j = 0; j < k; j++) h[j] = load_u16(p + j * bytes);
-        const __m256 d = _mm256_moveldup_ps(_mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3])));
-        return _mm256_mul_ps(d, _mm256_setr_ps(1, -16, 1, -16, 1, -16, 1, -16));
-    }
 };
 
 struct z_q5_1 {
-    static constexpr int bytes = sizeof(block_q5_1), qs = 8, qh = 4;
+    static constexpr int   bytes = sizeof(block_q5_1), qs = 8, qh = 4;
     static constexpr float offset = 0.0f;
-    // (d, m) per block: the first 4 bytes of each block.
-    static __m256 dc(const uint8_t * p, int k) {
-        uint32_t h[4] = {0, 0, 0, 0};
-        for (int j = 0; j < k; j++) h[j] = load_u32(p + j * bytes);
-        return _mm256_cvtph_ps(_mm_setr_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]));
-    }
 };
 
 // Masks for the activation bytes of k blocks (32 each) in two 64-byte loads, and for their k
@@ -112,9 +88,10 @@ inline __mmask8 pairs_mask(int k) { return (__mmask8)((1u << (2 * k)) - 1); }
 
 // A full step's 4 blocks (4 * T::bytes, 72 to 96 bytes) come in two 64-byte loads, A at the first
 // byte and B ending at the last, and 16-bit permutes pick out of them the 4 x 16 packed bytes and
-// the f16 scale words. This replaces 4 loads and 3 inserts for the packed bytes and 4 scalar loads
-// plus 3 inserts for the scales: 1.3x the rows per second on SmolLM2's Q4_1 matrices. The block
-// sizes are all even, so every field starts on a 16-bit word.
+// the f16 scale words, instead of 4 loads and 3 inserts for the packed bytes and 4 scalar loads
+// plus 3 inserts for the scales (alone, 1.04x the rows per second of SmolLM2's Q4_1 matrices in
+// cache; the sixteen-row reduction and the activation order below did the rest). The block sizes
+// are all even, so every field starts on a 16-bit word.
 template <class T>
 struct gather4 {
     static constexpr int words   = T::bytes / 2;          // 16-bit words per block
@@ -130,8 +107,9 @@ struct gather4 {
     }
 };
 
+// The packed bytes (v) and the scales (dc) of the 4 blocks from the loads a and b.
 template <class T>
-__attribute__((always_inline)) inline void load4(const uint8_t * p, __m512i * v, __m256 * dc) {
+__attribute__((always_inline)) inline void pick4(__m512i a, __m512i b, __m512i * v, __m256 * dc) {
     using G = gather4<T>;
     const __m512i qs_idx = _mm512_set_epi16(
         G::qs(31), G::qs(30), G::qs(29), G::qs(28), G::qs(27), G::qs(26), G::qs(25), G::qs(24),
@@ -141,10 +119,8 @@ __attribute__((always_inline)) inline void load4(const uint8_t * p, __m512i * v,
     const __m512i sc_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                             G::sc(7), G::sc(6), G::sc(5), G::sc(4), G::sc(3), G::sc(2),
                                             G::sc(1), G::sc(0));
-    const __m512i a = _mm512_loadu_si512(p);
-    const __m512i b = _mm512_loadu_si512(p + 4 * T::bytes - 64);
-    *v              = _mm512_permutex2var_epi16(a, qs_idx, b);
-    const __m256 s  = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, sc_idx, b)));
+    *v             = _mm512_permutex2var_epi16(a, qs_idx, b);
+    const __m256 s = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, sc_idx, b)));
     if constexpr (T::offset == 0.0f) {
         *dc = s;  // (d, m) x 4
     } else {
@@ -153,30 +129,18 @@ __attribute__((always_inline)) inline void load4(const uint8_t * p, __m512i * v,
     }
 }
 
+template <class T>
+__attribute__((always_inline)) inline void load4(const uint8_t * p, __m512i * v, __m256 * dc) {
+    pick4<T>(_mm512_loadu_si512(p), _mm512_loadu_si512(p + 4 * T::bytes - 64), v, dc);
+}
+
 // The last k < 4 blocks of a row: the same gather from loads masked to the k blocks' bytes (a
 // masked-off byte is never read, so nothing past the row is touched); the missing blocks read as 0.
 template <class T>
 __attribute__((always_inline)) inline void load_part(const uint8_t * p, int k, __m512i * v, __m256 * dc) {
-    using G = gather4<T>;
-    const __m512i qs_idx = _mm512_set_epi16(
-        G::qs(31), G::qs(30), G::qs(29), G::qs(28), G::qs(27), G::qs(26), G::qs(25), G::qs(24),
-        G::qs(23), G::qs(22), G::qs(21), G::qs(20), G::qs(19), G::qs(18), G::qs(17), G::qs(16),
-        G::qs(15), G::qs(14), G::qs(13), G::qs(12), G::qs(11), G::qs(10), G::qs(9), G::qs(8),
-        G::qs(7), G::qs(6), G::qs(5), G::qs(4), G::qs(3), G::qs(2), G::qs(1), G::qs(0));
-    const __m512i sc_idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                            G::sc(7), G::sc(6), G::sc(5), G::sc(4), G::sc(3), G::sc(2),
-                                            G::sc(1), G::sc(0));
     const int64_t nbytes = (int64_t)k * T::bytes, b_start = 4 * T::bytes - 64;
-    const __m512i a      = _mm512_maskz_loadu_epi8(bytes_mask(nbytes), p);
-    const __m512i b      = _mm512_maskz_loadu_epi8(bytes_mask(nbytes - b_start), p + b_start);
-    *v                   = _mm512_permutex2var_epi16(a, qs_idx, b);
-    const __m256 s       = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, sc_idx, b)));
-    if constexpr (T::offset == 0.0f) {
-        *dc = s;
-    } else {
-        constexpr float c = T::offset;
-        *dc = _mm256_mul_ps(s, _mm256_setr_ps(1, c, 1, c, 1, c, 1, c));
-    }
+    pick4<T>(_mm512_maskz_loadu_epi8(bytes_mask(nbytes), p),
+             _mm512_maskz_loadu_epi8(bytes_mask(nbytes - b_start), p + b_start), v, dc);
 }
 
 // The activation values of a group of 4 blocks (x0: blocks 0-1, x1: blocks 2-3) in the order of
