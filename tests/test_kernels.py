@@ -421,6 +421,25 @@ def test_weighted_rows_bad_arguments():
     assert lib.pi_weighted_rows(int(GT.F32), ffi.NULL, 4, 8, args[3], 1, args[5]) == lib.PI_ERR_INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("name", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"])
+def test_matmul_row_blocks_equal_matvec(name, isa):
+    """The batched product of the 32-value block types on AVX-512 takes sixteen rows and four
+    activations at a time (the 4- and 5-bit types with the activations reordered once per chunk of
+    64): every (row, activation) must get matvec's bits,
+    for row counts with and without a remainder, batches not a multiple of 4 and past one chunk."""
+    rng = np.random.default_rng(41 + int(GT[name]))
+    for n_rows, n_blocks in [(37, 18), (16, 5), (48, 3)]:
+        n_cols = 32 * n_blocks
+        w = make_weights(name, n_rows, n_cols, rng)
+        for n_b in (1, 3, 6, 70):
+            X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
+            Y = matmul(name, w, X)
+            for b in sorted({0, 1 % n_b, n_b // 2, n_b - 1}):
+                np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]),
+                                              err_msg=f"{name} {n_rows}x{n_cols} n_b={n_b} b={b}")
+            assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+
+
 def test_bad_arguments():
     x = np.ones(64, dtype=np.float32)
     y = np.empty(2, dtype=np.float32)

@@ -74,6 +74,12 @@ typedef void (*vec_dot_rows_ids_fn)(int64_t n, const void * W, size_t row_bytes,
 typedef void (*vec_dot_short_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq,
                                  size_t x_stride, int nb, float * Y, int64_t ldy);
 
+// A block of the batched product: Y[b * ldy + r] = dot(row r of W, activation b) for r < n_rows and
+// b < n_b (any count; the activations xs bytes apart), the bits of dot for every pair. For kernels
+// that gain from preparing the activations once for many rows.
+typedef void (*vec_dot_block_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq,
+                                 size_t xs, int64_t n_b, float * Y, int64_t ldy);
+
 struct dot_table {
     vec_dot_fn       dot[DOT_N_TYPES];        // nullptr: use the scalar one
     vec_dot_rows_fn  dot_rows[DOT_N_TYPES];   // nullptr: matvec calls dot per row
@@ -81,6 +87,7 @@ struct dot_table {
     vec_dot_batch_fn dot_batch[DOT_N_TYPES];  // nullptr: call dot per activation
     int              batch_max[DOT_N_TYPES];  // largest nb dot_batch takes
     vec_dot_short_fn short_rows[DOT_N_TYPES]; // nullptr: per row through dot_batch (see matmul)
+    vec_dot_block_fn block_rows[DOT_N_TYPES]; // nullptr: matmul's own loop over dot_batch
     // Converts n floats into the ACT_Q8 / ACT_Q8K format (nullptr: scalar). Must give the same bytes
     // as the scalar code: tests compare them.
     void (*prepare_q8)(const float * x, int64_t n, void * out, q8_sum sum_kind);

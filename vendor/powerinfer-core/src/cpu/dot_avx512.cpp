@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <vector>
 
 namespace pi {
 
@@ -399,6 +400,68 @@ inline void request_row(const uint8_t * w, const int32_t * ids, int64_t n_ids, s
     for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
 }
 
+// The batched product (prompts): per sixteen rows and four activations the sums (SUMS4: four
+// activations, SUMS1: one) and one reduce16 per activation, each row's bytes staying in L1 while
+// the groups of four activations pass over them. For the 4- and 5-bit types (ORDERED) the chunk's
+// activations (up to 64) are first put in nibble order, in a per-thread buffer. Same bits as dot
+// for every (row, activation). Measured on SmolLM2 (576-wide rows), 2 threads, a 512-token prompt:
+// 1.5x the tokens/s of the loop of matmul.cpp over dot_batch.
+template <row_sums_fn SUMS4, row_sums_fn SUMS1, bool ORDERED>
+void block_rows(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq, size_t xs, int64_t n_b,
+                float * Y, int64_t ldy) {
+    constexpr int64_t kChunk  = 64;
+    const int64_t     nb      = n / 32;
+    const size_t      ostride = (size_t)((nb + 3) / 4) * 128;  // ordered values of one activation
+    static thread_local std::vector<int8_t> buf;
+    int8_t * ordered = nullptr;
+    if (ORDERED) {
+        if (buf.size() < ostride * kChunk + 64) buf.resize(ostride * kChunk + 64);
+        ordered = reinterpret_cast<int8_t *>(((uintptr_t)buf.data() + 63) & ~(uintptr_t)63);
+    }
+    const uint8_t * w = static_cast<const uint8_t *>(W);
+    const char *    x = static_cast<const char *>(xq);
+    for (int64_t b0 = 0; b0 < n_b; b0 += kChunk) {
+        const int64_t nc = n_b - b0 < kChunk ? n_b - b0 : kChunk;
+        auto values = [&](int64_t b) {  // activation b0 + b's values, as SUMS expects them
+            return ORDERED ? ordered + (size_t)b * ostride : act_q8_values(x + (size_t)(b0 + b) * xs);
+        };
+        if (ORDERED) {
+            for (int64_t b = 0; b < nc; b++) {
+                act_to_nibble_order(act_q8_values(x + (size_t)(b0 + b) * xs), nb, ordered + (size_t)b * ostride);
+            }
+        }
+        int64_t r = 0;
+        for (; r + 16 <= n_rows; r += 16) {
+            for (int64_t b = 0; b < nc; b += 4) {
+                const int      k = nc - b < 4 ? (int)(nc - b) : 4;
+                const int8_t * xv[4];
+                const float *  xd[4];
+                for (int j = 0; j < 4; j++) {
+                    const int64_t bj = b + (j < k ? j : 0);  // a short group repeats its first activation
+                    xv[j] = values(bj);
+                    xd[j] = act_q8_scales(x + (size_t)(b0 + bj) * xs, n);
+                }
+                __m512 t[4][16];
+                for (int i = 0; i < 16; i++) {
+                    __m512 sum[4];
+                    SUMS4(n, w + (size_t)(r + i) * row_bytes, xv, xd, sum);
+                    for (int j = 0; j < 4; j++) t[j][i] = sum[j];
+                }
+                for (int j = 0; j < k; j++) _mm512_storeu_ps(Y + (b0 + b + j) * ldy + r, reduce16(t[j]));
+            }
+        }
+        for (; r < n_rows; r++) {
+            for (int64_t b = 0; b < nc; b++) {
+                const int8_t * xv[1] = {values(b)};
+                const float *  xd[1] = {act_q8_scales(x + (size_t)(b0 + b) * xs, n)};
+                __m512         sum;
+                SUMS1(n, w + (size_t)r * row_bytes, xv, xd, &sum);
+                Y[(b0 + b) * ldy + r] = _mm512_reduce_add_ps(sum);
+            }
+        }
+    }
+}
+
 // The sparse FFN's rows: rows taken from a list, each requested line by line `ahead` rows before
 // its turn, since scattered rows are invisible to the hardware prefetcher (sparse/sparse_ffn.cpp
 // says why one row at a time). The bits of dot per row.
@@ -469,21 +532,26 @@ void fill(dot_table & t) {
     t.dot[PI_TYPE_Q4_0]       = one<dot_nibbles<z_q4_0, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q4_0]  = rows_nibbles<z_q4_0, VNNI>;
     t.dot_rows_ids[PI_TYPE_Q4_0] = rows_ids_nibbles<z_q4_0, VNNI>;
+    t.block_rows[PI_TYPE_Q4_0] = block_rows<nibble_sums<z_q4_0, VNNI, 4, true>, nibble_sums<z_q4_0, VNNI, 1, true>, true>;
     t.dot_batch[PI_TYPE_Q4_0] = batch<nib<z_q4_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q4_1]       = one<dot_nibbles<z_q4_1, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q4_1]  = rows_nibbles<z_q4_1, VNNI>;
     t.dot_rows_ids[PI_TYPE_Q4_1] = rows_ids_nibbles<z_q4_1, VNNI>;
+    t.block_rows[PI_TYPE_Q4_1] = block_rows<nibble_sums<z_q4_1, VNNI, 4, true>, nibble_sums<z_q4_1, VNNI, 1, true>, true>;
     t.dot_batch[PI_TYPE_Q4_1] = batch<nib<z_q4_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_0]       = one<dot_nibbles<z_q5_0, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q5_0]  = rows_nibbles<z_q5_0, VNNI>;
     t.dot_rows_ids[PI_TYPE_Q5_0] = rows_ids_nibbles<z_q5_0, VNNI>;
+    t.block_rows[PI_TYPE_Q5_0] = block_rows<nibble_sums<z_q5_0, VNNI, 4, true>, nibble_sums<z_q5_0, VNNI, 1, true>, true>;
     t.dot_batch[PI_TYPE_Q5_0] = batch<nib<z_q5_0, VNNI>::template k>;
     t.dot[PI_TYPE_Q5_1]       = one<dot_nibbles<z_q5_1, VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q5_1]  = rows_nibbles<z_q5_1, VNNI>;
     t.dot_rows_ids[PI_TYPE_Q5_1] = rows_ids_nibbles<z_q5_1, VNNI>;
+    t.block_rows[PI_TYPE_Q5_1] = block_rows<nibble_sums<z_q5_1, VNNI, 4, true>, nibble_sums<z_q5_1, VNNI, 1, true>, true>;
     t.dot_batch[PI_TYPE_Q5_1] = batch<nib<z_q5_1, VNNI>::template k>;
     t.dot[PI_TYPE_Q8_0]       = one<dot_q8_0<VNNI, 1>>;
     t.dot_rows[PI_TYPE_Q8_0]  = rows<q8_sums<VNNI, 1>>;
+    t.block_rows[PI_TYPE_Q8_0] = block_rows<q8_sums<VNNI, 4>, q8_sums<VNNI, 1>, false>;
     t.dot_batch[PI_TYPE_Q8_0] = batch<q8<VNNI>::template k>;
     // 4 at a time: 8 (three accumulators each) would spill registers, and measured no faster.
     for (int type : {PI_TYPE_Q4_0, PI_TYPE_Q4_1, PI_TYPE_Q5_0, PI_TYPE_Q5_1, PI_TYPE_Q8_0}) t.batch_max[type] = 4;

@@ -95,6 +95,11 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
         }
         return;
     }
+    if (wtype >= 0 && wtype < DOT_N_TYPES && t.block_rows[wtype] && r1 > r0) {
+        t.block_rows[wtype](n_cols, static_cast<const char *>(W) + (size_t)r0 * w_row_bytes, w_row_bytes, r1 - r0, xq,
+                            xq_stride, n_b, Y + r0, ldy);
+        return;
+    }
     products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, r0, r1, [](int64_t k) { return k; });
 }
 
