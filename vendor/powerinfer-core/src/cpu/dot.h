@@ -74,11 +74,11 @@ typedef void (*vec_dot_rows_ids_fn)(int64_t n, const void * W, size_t row_bytes,
 typedef void (*vec_dot_short_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq,
                                  size_t x_stride, int nb, float * Y, int64_t ldy);
 
-// A block of the batched product: Y[b * ldy + r] = dot(row r of W, activation b) for r < n_rows and
-// b < n_b (any count; the activations xs bytes apart), the bits of dot for every pair. For kernels
-// that gain from preparing the activations once for many rows.
-typedef void (*vec_dot_block_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq,
-                                 size_t xs, int64_t n_b, float * Y, int64_t ldy);
+// A block of the batched product: Y[b * ldy + r] = dot(row ids[r] of W (row r when ids is null),
+// activation b) for r < n_rows and b < n_b (any count; the activations xs bytes apart), the bits of
+// dot for every pair. For kernels that gain from preparing the activations once for many rows.
+typedef void (*vec_dot_block_fn)(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const int32_t * ids,
+                                 const void * xq, size_t xs, int64_t n_b, float * Y, int64_t ldy);
 
 struct dot_table {
     vec_dot_fn       dot[DOT_N_TYPES];        // nullptr: use the scalar one

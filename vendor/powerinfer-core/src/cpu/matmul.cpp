@@ -96,8 +96,8 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
         return;
     }
     if (wtype >= 0 && wtype < DOT_N_TYPES && t.block_rows[wtype] && r1 > r0) {
-        t.block_rows[wtype](n_cols, static_cast<const char *>(W) + (size_t)r0 * w_row_bytes, w_row_bytes, r1 - r0, xq,
-                            xq_stride, n_b, Y + r0, ldy);
+        t.block_rows[wtype](n_cols, static_cast<const char *>(W) + (size_t)r0 * w_row_bytes, w_row_bytes, r1 - r0,
+                            nullptr, xq, xq_stride, n_b, Y + r0, ldy);
         return;
     }
     products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, r0, r1, [](int64_t k) { return k; });
@@ -105,6 +105,11 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
 
 void matmul_rows(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, size_t xq_stride,
                  int64_t n_b, int64_t n_cols, const int32_t * rows, int64_t k0, int64_t k1, float * Y, int64_t ldy) {
+    const dot_table & t = dot_table_current();
+    if (wtype >= 0 && wtype < DOT_N_TYPES && t.block_rows[wtype] && k1 > k0) {
+        t.block_rows[wtype](n_cols, W, w_row_bytes, k1 - k0, rows + k0, xq, xq_stride, n_b, Y + k0, ldy);
+        return;
+    }
     products(wtype, W, w_row_bytes, xq, xq_stride, n_b, n_cols, Y, ldy, k0, k1,
              [rows](int64_t k) { return (int64_t)rows[k]; });
 }
