@@ -51,12 +51,12 @@ void thread_pool::work(int ith) {
         const int64_t n    = claim_count(w);
         const int64_t next = claim_next(w);
         if (next >= n) return;
-        // 1 / (2 nth) of what is left, in whole grains. grain and nth may belong to a job newer than
-        // w if the caller moved on meanwhile; then the compare-exchange below fails, and a size
+        // 1 / nth of what is left, in whole grains. grain and nth may belong to a job newer than w
+        // if the caller moved on meanwhile; then the compare-exchange below fails, and a size
         // computed from them is a valid chunk anyway.
         const int64_t grain = job_grain_.load(std::memory_order_relaxed);
         const int64_t nth   = job_nth_.load(std::memory_order_relaxed);
-        int64_t size = (n - next + 2 * nth - 1) / (2 * nth);
+        int64_t size = (n - next + nth - 1) / nth;
         size = (size + grain - 1) / grain * grain;
         if (size > n - next) size = n - next;
         if (!claim_.compare_exchange_weak(w, w + static_cast<uint64_t>(size), std::memory_order_acq_rel)) continue;
