@@ -335,6 +335,18 @@ def test_matvec_rows_equals_matvec(name, isa):
     np.testing.assert_array_equal(matvec_rows(name, w, x, rows), full[rows])
 
 
+def check_matmul_against_matvec(name: str, w: np.ndarray, n_cols: int, n_b: int, rng: np.random.Generator,
+                                which=None) -> None:
+    """n_b random activations through pi_matmul: the rows `which` (default: all) must hold exactly
+    what pi_matvec gives each activation alone, and the last one must be within rounding of W x."""
+    X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
+    Y = matmul(name, w, X)
+    for b in (range(n_b) if which is None else sorted(set(which))):
+        np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]),
+                                      err_msg=f"{name} {w.shape[0]} rows x {n_cols} n_b={n_b} b={b}")
+    assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+
+
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_matmul_equals_matvec(name, isa):
     """The batched path gives each activation exactly what matvec gives it, for batch sizes below,
@@ -344,11 +356,7 @@ def test_matmul_equals_matvec(name, isa):
     n_cols = bs * (5 if bs == 32 else 2)
     w = make_weights(name, 13, n_cols, rng)
     for n_b in (1, 3, 4, 6, 70):
-        X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
-        Y = matmul(name, w, X)
-        for b in (0, n_b // 2, n_b - 1):
-            np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]), err_msg=f"{name} n_b={n_b} b={b}")
-        assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+        check_matmul_against_matvec(name, w, n_cols, n_b, rng, which=(0, n_b // 2, n_b - 1))
 
 
 @pytest.mark.parametrize("name", ["F16", "F32"])
@@ -361,12 +369,7 @@ def test_matmul_sixteen_row_path_equals_matvec(name, isa):
     for n_rows, n_cols in [(37, 64), (16, 300), (45, 1000), (33, 7), (20, 257)]:
         w = make_weights(name, n_rows, n_cols, rng)
         for n_b in (1, 3, 4, 6):
-            X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
-            Y = matmul(name, w, X)
-            for b in range(n_b):
-                np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]),
-                                              err_msg=f"{name} {n_rows}x{n_cols} n_b={n_b} b={b}")
-            assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+            check_matmul_against_matvec(name, w, n_cols, n_b, rng)
 
 
 def weighted_rows(name: str, V: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -432,12 +435,7 @@ def test_matmul_row_blocks_equal_matvec(name, isa):
         n_cols = 32 * n_blocks
         w = make_weights(name, n_rows, n_cols, rng)
         for n_b in (1, 3, 6, 70):
-            X = rng.standard_normal((n_b, n_cols)).astype(np.float32)
-            Y = matmul(name, w, X)
-            for b in sorted({0, 1 % n_b, n_b // 2, n_b - 1}):
-                np.testing.assert_array_equal(Y[b], matvec(name, w, X[b]),
-                                              err_msg=f"{name} {n_rows}x{n_cols} n_b={n_b} b={b}")
-            assert_within(name, w, X[n_b - 1], Y[n_b - 1])
+            check_matmul_against_matvec(name, w, n_cols, n_b, rng, which=(0, 1 % n_b, n_b // 2, n_b - 1))
 
 
 def test_bad_arguments():
