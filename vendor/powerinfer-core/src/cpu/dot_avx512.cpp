@@ -373,21 +373,33 @@ void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * 
     rows_loop<SUMS>(n, static_cast<const uint8_t *>(W), row_bytes, xv, xd, y, n_rows);
 }
 
-// The 4- and 5-bit types: the activation put in nibble order once (on the stack, for rows of up
-// to kOrderedMax values), then every row's steps without the activation shuffles. Same bits.
+// The 4- and 5-bit types: the activation put in nibble order once (into `ordered`, kOrderedMax
+// bytes on the caller's stack), then every row's steps without the activation shuffles. Same bits.
+// Longer rows keep the activation as given. Fills xv and xd; returns whether it reordered.
 constexpr int64_t kOrderedMax = 32768;
+
+inline bool nibble_activation(int64_t n, const void * xq, int8_t * ordered, const int8_t ** xv, const float ** xd) {
+    *xd = act_q8_scales(xq, n);
+    if (n > kOrderedMax) {
+        *xv = act_q8_values(xq);
+        return false;
+    }
+    act_to_nibble_order(act_q8_values(xq), n / 32, ordered);
+    *xv = ordered;
+    return true;
+}
 
 template <class T, bool VNNI>
 void rows_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
-    if (n > kOrderedMax) {
-        rows<nibble_sums<T, VNNI, 1>>(n, W, row_bytes, xq, y, n_rows);
-        return;
-    }
     alignas(64) int8_t ordered[kOrderedMax];
-    act_to_nibble_order(act_q8_values(xq), n / 32, ordered);
-    const int8_t * xv[1] = {ordered};
-    const float *  xd[1] = {act_q8_scales(xq, n)};
-    rows_loop<nibble_sums<T, VNNI, 1, true>>(n, static_cast<const uint8_t *>(W), row_bytes, xv, xd, y, n_rows);
+    const int8_t *     xv[1];
+    const float *      xd[1];
+    const uint8_t *    w = static_cast<const uint8_t *>(W);
+    if (nibble_activation(n, xq, ordered, xv, xd)) {
+        rows_loop<nibble_sums<T, VNNI, 1, true>>(n, w, row_bytes, xv, xd, y, n_rows);
+    } else {
+        rows_loop<nibble_sums<T, VNNI, 1>>(n, w, row_bytes, xv, xd, y, n_rows);
+    }
 }
 
 // A prefetch GCC cannot drop: a helper holding only __builtin_prefetch calls is found to have no
@@ -401,8 +413,8 @@ inline void request_row(const uint8_t * w, const int32_t * ids, int64_t n_ids, s
 }
 
 // The batched product (prompts; the sparse FFN's union of active rows when ids is given): per
-// sixteen rows and four activations the sums (SUMS4: four
-// activations, SUMS1: one) and one reduce16 per activation, each row's bytes staying in L1 while
+// sixteen rows and four activations the sums (SUMS4: four activations, SUMS1: one) and one reduce16
+// per activation, each row's bytes staying in L1 while
 // the groups of four activations pass over them. For the 4- and 5-bit types (ORDERED) the chunk's
 // activations (up to 64) are first put in nibble order, in a per-thread buffer. Same bits as dot
 // for every (row, activation). Measured on SmolLM2 (576-wide rows), 2 threads, a 512-token prompt:
@@ -485,17 +497,15 @@ void rows_ids_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t 
 template <class T, bool VNNI>
 void rows_ids_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
                       int64_t n_ids, float * y, int ahead) {
-    const uint8_t * w     = static_cast<const uint8_t *>(W);
-    const float *   xd[1] = {act_q8_scales(xq, n)};
-    if (n > kOrderedMax) {
-        const int8_t * xv[1] = {act_q8_values(xq)};
-        rows_ids_loop<nibble_sums<T, VNNI, 1>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
-        return;
-    }
     alignas(64) int8_t ordered[kOrderedMax];
-    act_to_nibble_order(act_q8_values(xq), n / 32, ordered);
-    const int8_t * xv[1] = {ordered};
-    rows_ids_loop<nibble_sums<T, VNNI, 1, true>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
+    const int8_t *     xv[1];
+    const float *      xd[1];
+    const uint8_t *    w = static_cast<const uint8_t *>(W);
+    if (nibble_activation(n, xq, ordered, xv, xd)) {
+        rows_ids_loop<nibble_sums<T, VNNI, 1, true>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
+    } else {
+        rows_ids_loop<nibble_sums<T, VNNI, 1>>(n, w, row_bytes, xv, xd, ids, n_ids, y, ahead);
+    }
 }
 
 // Up to batch_max (4) activations; K<n> is the kernel instantiated for n of them.

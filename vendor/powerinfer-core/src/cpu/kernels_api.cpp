@@ -1,6 +1,6 @@
 // kernels_api.cpp - the public entry points to the matrix kernels (pi_matvec, pi_matmul,
-// pi_matvec_rows, pi_weighted_rows) that tests, benchmarks and tools call: argument checks, activation preparation,
-// then the same row loops the forward pass uses, on the calling thread.
+// pi_matvec_rows, pi_weighted_rows) that tests, benchmarks and tools call: argument checks,
+// activation preparation, then the same row loops the forward pass uses, on the calling thread.
 #include "core/status.h"
 #include "core/types.h"
 #include "cpu/kernels.h"

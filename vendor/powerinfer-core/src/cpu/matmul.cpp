@@ -83,9 +83,10 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
     // Short rows (attention's keys), or few activations (attention's values: the group's heads of
     // one token): the kernel that reduces sixteen rows at once, same bits. It reads the rows once
     // per bmax activations, so long rows against many activations stay with products().
-    const dot_table & t = dot_table_current();
-    const int bmax = wtype >= 0 && wtype < DOT_N_TYPES ? std::max(1, std::min(4, t.batch_max[wtype])) : 1;
-    if (wtype >= 0 && wtype < DOT_N_TYPES && t.short_rows[wtype] && (n_cols <= kShortRow || n_b <= bmax) && r1 > r0) {
+    const dot_table & t     = dot_table_current();
+    const bool        known = wtype >= 0 && wtype < DOT_N_TYPES;
+    const int         bmax  = known ? std::max(1, std::min(4, t.batch_max[wtype])) : 1;
+    if (known && t.short_rows[wtype] && (n_cols <= kShortRow || n_b <= bmax) && r1 > r0) {
         const char * w   = static_cast<const char *>(W) + (size_t)r0 * w_row_bytes;
         const char * x   = static_cast<const char *>(xq);
         for (int64_t b = 0; b < n_b; b += bmax) {
@@ -95,7 +96,7 @@ void matmul(int32_t wtype, const void * W, size_t w_row_bytes, const void * xq, 
         }
         return;
     }
-    if (wtype >= 0 && wtype < DOT_N_TYPES && t.block_rows[wtype] && r1 > r0) {
+    if (known && t.block_rows[wtype] && r1 > r0) {
         t.block_rows[wtype](n_cols, static_cast<const char *>(W) + (size_t)r0 * w_row_bytes, w_row_bytes, r1 - r0,
                             nullptr, xq, xq_stride, n_b, Y + r0, ldy);
         return;

@@ -67,7 +67,7 @@ float dot_f16_f32_v(const uint16_t * a, const float * b, int64_t n) {
 
 // weighted_rows: 16 columns (two vectors) at a time for up to 4 weights p_b, each output an fma
 // chain over r in order, as the scalar reference; columns past the last 8 go one at a time.
-template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+template <int NB, class A, __m256 (*load)(const A *)>
 void weighted16(const A * V, int64_t ld, int64_t n_rows, const float * p, int64_t ldp, float * out, int64_t ldo) {
     __m256 acc[NB][2];
     for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
@@ -85,7 +85,7 @@ void weighted16(const A * V, int64_t ld, int64_t n_rows, const float * p, int64_
     }
 }
 
-template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
+template <int NB, class A, __m256 (*load)(const A *)>
 void weighted8(const A * V, int64_t ld, int64_t n_rows, const float * p, int64_t ldp, float * out, int64_t ldo) {
     __m256 acc[NB];
     for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
@@ -100,8 +100,8 @@ template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
 void weighted_cols(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p, int64_t ldp,
                    float * out, int64_t ldo) {
     int64_t c = 0;
-    for (; c + 16 <= n_cols; c += 16) weighted16<NB, A, load, conv>(V + c, ld, n_rows, p, ldp, out + c, ldo);
-    for (; c + 8 <= n_cols; c += 8) weighted8<NB, A, load, conv>(V + c, ld, n_rows, p, ldp, out + c, ldo);
+    for (; c + 16 <= n_cols; c += 16) weighted16<NB, A, load>(V + c, ld, n_rows, p, ldp, out + c, ldo);
+    for (; c + 8 <= n_cols; c += 8) weighted8<NB, A, load>(V + c, ld, n_rows, p, ldp, out + c, ldo);
     for (; c < n_cols; c++) {
         for (int b = 0; b < NB; b++) {
             float acc = 0.0f;

@@ -32,7 +32,17 @@ size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 // shared by the threads (it lives in thread 0's share of the scratch).
 size_t one_token_bytes(const kv_cache & kv, int n_head) {
     return align64(n_head * act_bytes(kv.type, kv.head_dim)) +
-           align64(n_head * static_cast<size_t>(kv.n_ctx) * sizeof(float)) + align64(n_head * act_bytes(kv.type, kv.n_ctx));
+           align64(n_head * static_cast<size_t>(kv.n_ctx) * sizeof(float)) +
+           align64(n_head * act_bytes(kv.type, kv.n_ctx));
+}
+
+// Row s of scores (a query head's, over the n_see keys its token sees) into probabilities: scaled,
+// softmaxed, and prepared for weighted_rows (rounded to f16 for an f16 cache) at p. Both paths
+// call it, so prompt and decoding give the same numbers.
+void probabilities(const kv_cache & kv, float * s, int64_t n_see, float scale, uint8_t * p) {
+    for (int64_t i = 0; i < n_see; i++) s[i] *= scale;
+    softmax(s, n_see);
+    act_prepare(kv.type, s, n_see, p);
 }
 
 // One token (decoding) with fewer (KV head, block) units than threads would leave threads idle
@@ -40,8 +50,9 @@ size_t one_token_bytes(const kv_cache & kv, int n_head) {
 //   1. S = K_g · q for every KV head g and chunk of keys (the group's heads at once);
 //   2. per query head: scale and softmax over all keys, probabilities prepared for the V product;
 //   3. O = s · V_g for every KV head g and chunk of columns (dimensions).
-// Every score and every output is computed by the same kernel call shape as on the block path (a
-// row of K or V against the group's activations), so the numbers are those of the block path.
+// Every score is computed by the same kernel call shape as on the block path (a row of K against
+// the group's activations), and weighted_rows' outputs do not depend on how its columns are split,
+// so the numbers are those of the block path.
 void attention_one_token(thread_pool & pool, int nth, const kv_cache & kv, int layer, int n_head, const float * q,
                          int32_t pos, float * out, uint8_t * scratch) {
     const int     hd       = kv.head_dim;
@@ -68,12 +79,7 @@ void attention_one_token(thread_pool & pool, int nth, const kv_cache & kv, int l
         }
     });
     pool.parallel_for(nth, n_head, [&](int, int64_t h0, int64_t h1) {
-        for (int64_t h = h0; h < h1; h++) {
-            float * s = S + h * lds;
-            for (int64_t i = 0; i < n_see; i++) s[i] *= scale;
-            softmax(s, n_see);
-            act_prepare(kv.type, s, n_see, sa + h * s_stride);
-        }
+        for (int64_t h = h0; h < h1; h++) probabilities(kv, S + h * lds, n_see, scale, sa + h * s_stride);
     });
     // Columns per unit of pass 3: a cache line of each V row (32 f16), so units share no line.
     const int64_t kCols = 64 / static_cast<int64_t>(kv.elt_size);
@@ -124,7 +130,8 @@ void attention(thread_pool & pool, int nth, const kv_cache & kv, int layer, int 
     pool.parallel_for(nth, n_blocks * kv.n_head_kv, [&](int ith, int64_t u0, int64_t u1) {
         uint8_t * qa = scratch + ith * per_thread;
         float *   S  = reinterpret_cast<float *>(qa + align64(kBlock * group * q_stride));
-        uint8_t * sa = reinterpret_cast<uint8_t *>(S) + align64(kBlock * group * static_cast<size_t>(kv.n_ctx) * sizeof(float));
+        uint8_t * sa = reinterpret_cast<uint8_t *>(S) +
+                       align64(kBlock * group * static_cast<size_t>(kv.n_ctx) * sizeof(float));
         for (int64_t u = u0; u < u1; u++) {
             const int     g  = static_cast<int>(u % kv.n_head_kv);
             const int64_t t0 = (u / kv.n_head_kv) * kBlock;
@@ -138,17 +145,13 @@ void attention(thread_pool & pool, int nth, const kv_cache & kv, int layer, int 
             }
             matmul(kv.type, kv.k_head(layer, g), kv.row_bytes(), qa, q_stride, nb * group, hd, S, lds, 0, nk);
 
-            // Per token: scaled softmax of each head's scores over the keys it sees, then
-            // O = V_g · s for the group's heads at once (one V row per dimension dotted with the
-            // n_see probabilities). Token by token, so that a token's result does not depend on
-            // how the batch was split: prompt and one-token decoding give the same numbers.
+            // Per token: each head's probabilities over the keys it sees, then the V rows weighted
+            // by them, the group's heads at once. Token by token, so that a token's result does not
+            // depend on how the batch was split: prompt and one-token decoding give the same numbers.
             for (int64_t b = 0; b < nb; b++) {
                 const int64_t n_see = pos0 + t0 + b + 1;
                 for (int j = 0; j < group; j++) {
-                    float * s = S + (b * group + j) * lds;
-                    for (int64_t i = 0; i < n_see; i++) s[i] *= scale;
-                    softmax(s, n_see);
-                    act_prepare(kv.type, s, n_see, sa + j * s_stride);
+                    probabilities(kv, S + (b * group + j) * lds, n_see, scale, sa + j * s_stride);
                 }
                 // out[t][g*group + j][c] = sum over positions i of s_j[i] * V_g[i][c].
                 weighted_rows(kv.type, kv.v_head(layer, g), kv.row_bytes(), n_see, hd,

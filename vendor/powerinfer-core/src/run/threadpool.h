@@ -8,9 +8,9 @@
 // Chunks shrink as the job runs (each takes 1 / nth of what is left: guided self-scheduling), so
 // that the threads finish close together without cutting the job into many pieces: each chunk
 // starts a new stream of weight rows from memory, and on SmolLM2 (2 threads) taking 1 / (2 nth)
-// decoded 8-12% slower, and the former 4 equal chunks per thread were no faster than that. parallel_for_grain
-// keeps each chunk a multiple of grain items (but the last), for callers whose kernels take rows
-// sixteen at a time.
+// decoded 8-12% slower, and the former 4 equal chunks per thread were no faster than that.
+// parallel_for_grain keeps each chunk a multiple of grain items (but the last), for callers whose
+// kernels take rows sixteen at a time.
 //
 // The forward pass makes a few such calls per layer, so handing out work must cost well under a
 // microsecond: idle workers first spin on the counter (with the CPU's pause hint) for a short
