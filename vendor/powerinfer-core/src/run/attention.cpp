@@ -121,7 +121,8 @@ void attention(thread_pool & pool, int nth, const kv_cache & kv, int layer, int 
     const int64_t lds      = kv.n_ctx;  // scores row stride
     // One token over many keys with few KV heads: the finer split (its three dispatches cost more
     // than the idle thread saves below a few hundred keys; measured on SmolLM2, 2 threads: 5% faster
-    // at 1536 keys, 3-10% slower at 16).
+    // at 1536 keys, 3-10% slower at 16; after values moved to rows by position, about even at
+    // 100-200 keys, so the threshold stayed).
     if (n_tok == 1 && kv.n_head_kv < 2 * nth && pos0 + 1 >= kOneTokenMinKeys) {
         attention_one_token(pool, nth, kv, layer, n_head, q, pos0, out, scratch);
         return;
