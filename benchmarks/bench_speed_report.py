@@ -3,7 +3,8 @@
     POWERINFER_LIB_PATH=build python3 benchmarks/bench_speed_report.py --runs 5 [--json out.json]
 
 Sections (every "ours vs peer" figure is a median of --runs runs, alternating the engines, each run
-in a fresh child process; see bench_decode.py for what one run measures):
+in a fresh child process; see bench_decode.py for what one run measures; the peer maps the file,
+ours reads the weights into 2 MB pages, use_mmap=False, unless --ours-mmap):
   1. SmolLM2-135M-Instruct Q4_1 at 2 and 1 threads: prefill of a 512-token prompt and decode tok/s,
      peak RSS.
   2. The same model re-quantized by our own tool (powerinfer_py.quantize) from that Q4_1 file to
@@ -20,7 +21,8 @@ in a fresh child process; see bench_decode.py for what one run measures):
      Activations are left out. fraction = decode tok/s x bytes/token / bandwidth; the table shows
      it also for the weights alone (the figure earlier notes quoted).
   4. Model load time (construct the model object, mmap on, after the import, in a fresh process;
-     ours: powerinfer_py._model.Model, peer: llama_cpp.llama_model_load_from_file).
+     ours: powerinfer_py._model.Model, peer: llama_cpp.llama_model_load_from_file); ours also with
+     use_mmap=False (the weights read into memory, as sections 1-3 run it).
   5. Through the Python API: Llama.create_completion(stream=True, temperature=0, max_tokens=128,
      end-of-generation tokens biased away) tokens/s against the raw loop over the same Llama's
      Context (decode one token, argmax of the logits) in the same process, same prompt; both timed
@@ -90,7 +92,7 @@ def wait_quiet() -> float:
             return busy
 
 
-def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int) -> dict:
+def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int, ours_mmap: bool) -> dict:
     """Medians of alternating runs of bench_decode's child for both engines, plus the load seen."""
     n_ctx = n_prompt + n_gen + 16
     res = {"ours": [], "peer": []}
@@ -99,7 +101,7 @@ def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_
         for engine, py in (("ours", sys.executable), ("peer", peer_py)):
             busys.append(wait_quiet())
             loads.append(load1())
-            r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx)
+            r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx, engine == "peer" or ours_mmap)
             res[engine].append(r)
             print(f"  {Path(model).name} {threads}T run {i + 1}/{runs} {engine:4s}: prefill "
                   f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB"
@@ -201,9 +203,9 @@ def bandwidth(n_threads: int, n_bytes: int = 1 << 30, passes: int = 5) -> dict:
 LOAD_CHILD = r"""
 import json, sys, time
 engine, path = sys.argv[1], sys.argv[2]
-if engine == "ours":
+if engine in ("ours", "ours-read"):
     from powerinfer_py._model import Model
-    t0 = time.perf_counter(); m = Model(path); dt = time.perf_counter() - t0
+    t0 = time.perf_counter(); m = Model(path, use_mmap=engine == "ours"); dt = time.perf_counter() - t0
     m.close()
 else:
     import llama_cpp
@@ -220,9 +222,9 @@ print(json.dumps({"load_s": dt}))
 def load_times(model: str, runs: int, peer_py: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    res = {"ours": [], "peer": []}
+    res = {"ours": [], "peer": [], "ours-read": []}
     for _ in range(runs):
-        for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+        for engine, py in (("ours", sys.executable), ("peer", peer_py), ("ours-read", sys.executable)):
             wait_quiet()
             r = subprocess.run([py, "-c", LOAD_CHILD, engine, model], capture_output=True, text=True,
                                env=env, cwd=str(ROOT), timeout=300)
@@ -230,7 +232,8 @@ def load_times(model: str, runs: int, peer_py: str) -> dict:
                 raise RuntimeError(f"{engine} load failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
             res[engine].append(json.loads(r.stdout.strip().splitlines()[-1])["load_s"])
     med = {e: statistics.median(v) for e, v in res.items()}
-    return {"runs": res, "median": med, "ratio": med["ours"] / med["peer"], "load_avg": load1()}
+    return {"runs": res, "median": med, "ratio": med["ours"] / med["peer"],
+            "ratio_read": med["ours-read"] / med["peer"], "load_avg": load1()}
 
 
 def api_vs_raw(model: str, threads: int, runs: int, n_gen: int) -> dict:
@@ -289,6 +292,7 @@ def main() -> None:
     ap.add_argument("--quiet", type=float, default=0.2,
                     help="before each timed run wait until the CPUs are at most this busy (fraction)")
     ap.add_argument("--quiet-wait", type=float, default=60.0, help="longest wait for that, seconds")
+    ap.add_argument("--ours-mmap", action="store_true", help="ours maps the file too in sections 1-3")
     args = ap.parse_args()
     QUIET.update(max_busy=args.quiet, timeout=args.quiet_wait)
 
@@ -302,9 +306,10 @@ def main() -> None:
 
     out = {"machine": {"cpus": os.cpu_count(), "start_load_avg": os.getloadavg()}}
     print("[1/5] base model, 2 and 1 threads", file=sys.stderr)
-    out["base"] = [medians(str(model), t, args.runs, args.peer_python, args.prompt, args.gen) for t in (2, 1)]
+    out["base"] = [medians(str(model), t, args.runs, args.peer_python, args.prompt, args.gen, args.ours_mmap)
+                   for t in (2, 1)]
     print("[2/5] re-quantized models, 2 threads", file=sys.stderr)
-    out["requant"] = {t: medians(str(p), 2, args.runs, args.peer_python, args.prompt, args.gen)
+    out["requant"] = {t: medians(str(p), 2, args.runs, args.peer_python, args.prompt, args.gen, args.ours_mmap)
                       for t, p in req.items()}
     print("[3/5] bandwidth probe", file=sys.stderr)
     wait_quiet()
@@ -344,9 +349,12 @@ def main() -> None:
     ld = out["load"]
     rows.append(("Q4_1 model load ms", ld["median"]["ours"] * 1e3, ld["median"]["peer"] * 1e3, ld["ratio"],
                  la(ld["load_avg"])))
+    rows.append(("Q4_1 model load ms, ours use_mmap=False", ld["median"]["ours-read"] * 1e3, ld["median"]["peer"] * 1e3,
+                 ld["ratio_read"], la(ld["load_avg"])))
 
     print(f"\nmodel {model.name} (+ re-quantized copies), prompt {args.prompt}, decode {args.gen}, "
-          f"medians of {args.runs} alternating runs, {os.cpu_count()} CPUs")
+          f"medians of {args.runs} alternating runs, {os.cpu_count()} CPUs; the peer maps the file, ours "
+          f"{'maps it too' if args.ours_mmap else 'reads the weights into memory (use_mmap=False)'}")
     print(f"| {'measure':44s} | {'ours':>9s} | {'llama.cpp':>9s} | {'ratio':>6s} | {'load avg':>8s} |")
     print(f"|{'-' * 46}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 10}|")
     for name, o, p, r, l in rows:

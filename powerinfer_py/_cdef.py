@@ -97,6 +97,7 @@ typedef struct pi_model_params {
     void *               progress_user_data;
     bool                 vocab_only;
     bool                 use_mmap;
+
     bool                 use_mlock;
 } pi_model_params;
 

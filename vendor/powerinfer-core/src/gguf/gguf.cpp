@@ -12,6 +12,7 @@
 // allocated for it, so a corrupt header fails with a message instead of a huge allocation.
 #include "gguf/gguf.h"
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "core/types.h"
 
@@ -481,13 +482,15 @@ pi_status gguf_file::open(const std::string & path, const gguf_open_options & op
             }
             f->map_addr_ = addr;
             f->map_size_ = static_cast<size_t>(f->file_size);
+            advise_huge_pages(addr, f->map_size_);
             base         = static_cast<const uint8_t *>(addr) + f->data_offset;
         } else {
-            // Read the data section into page-aligned memory (tensor offsets keep their alignment).
+            // Read the data section into memory of 2 MB pages (see core/huge_pages.h).
             const uint64_t size = data_end - f->data_offset;
             void *         mem  = nullptr;
             if (size > 0) {
-                if (::posix_memalign(&mem, 4096, static_cast<size_t>(size)) != 0) {
+                mem = big_alloc(static_cast<size_t>(size), &f->owned_span_);
+                if (!mem) {
                     return fail(PI_ERR_OUT_OF_MEMORY, "%s: cannot allocate %" PRIu64 " bytes for the weights",
                                 path.c_str(), size);
                 }
@@ -516,7 +519,7 @@ pi_status gguf_file::open(const std::string & path, const gguf_open_options & op
 
 gguf_file::~gguf_file() {
     if (map_addr_) ::munmap(map_addr_, map_size_);
-    std::free(owned_data_);
+    big_free(owned_data_, owned_span_);
 }
 
 int gguf_file::find_key(const std::string & key) const {

@@ -97,8 +97,9 @@ private:
     gguf_file() = default;
     void *    map_addr_   = nullptr;
     size_t    map_size_   = 0;
-    uint8_t * owned_data_ = nullptr;  // the data section read into page-aligned memory, when not mapped
+    uint8_t * owned_data_ = nullptr;  // the data section read into memory (core/huge_pages.h), when not mapped
     size_t    owned_size_ = 0;
+    size_t    owned_span_ = 0;  // what big_alloc reserved for owned_data_
     std::unordered_map<std::string, size_t> tensor_by_name_;  // index into tensors
 };
 

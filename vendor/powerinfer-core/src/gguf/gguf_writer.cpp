@@ -4,6 +4,7 @@
 // the file closed, so readers never see a half-written model.
 #include "gguf/gguf_writer.h"
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 
 #include <cerrno>
@@ -219,8 +220,13 @@ pi_status gguf_writer::write(const std::string & path) const {
         out.bytes(t.data, static_cast<size_t>(t.n_bytes));
         out.pad_to(alignment_);
     }
-    const bool written = out.ok();
-    const int  err     = out.err();
+    bool written = out.ok();
+    int  err     = out.err();
+    if (written && std::fflush(f) != 0) {
+        written = false;
+        err     = errno;
+    }
+    if (written) drop_written_pages(fileno(f), static_cast<size_t>(offset));  // see core/huge_pages.h
     const bool closed  = std::fclose(f) == 0;
     if (!written || !closed) {
         const int e = written ? errno : err;
