@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--prompt", default="16,512", help="prompt lengths, comma-separated")
     ap.add_argument("--gen", type=int, default=128, help="decoded tokens per run")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--mmap", action="store_true", help="map the file (default: use_mmap=False, as the speed report)")
     args = ap.parse_args()
 
     model = args.model
@@ -51,7 +52,7 @@ def main() -> None:
             for name, lib in builds.items():
                 os.environ["POWERINFER_LIB_PATH"] = lib  # run_child passes os.environ on
                 got[name].append(run_child(sys.executable, "ours", model, args.threads, n_prompt, args.gen,
-                                           n_prompt + args.gen + 16))
+                                           n_prompt + args.gen + 16, args.mmap))
         med = {name: {k: statistics.median(r[k] for r in runs) for k in ("prefill_tps", "decode_tps")}
                for name, runs in got.items()}
         a, b = med["a"], med["b"]
