@@ -363,8 +363,9 @@ def test_matmul_equals_matvec(name, isa):
 def test_matmul_sixteen_row_path_equals_matvec(name, isa):
     """Attention's products: F16/F32 rows of any length (keys: head_dim; values: the positions
     seen, rarely a multiple of 16) against up to 4 activations go through the kernel that reduces
-    sixteen rows together, with a masked last vector. Each (row, activation) must get the bits
-    matvec gives it, for row counts around 16 and lengths with every kind of tail."""
+    sixteen rows together, with a masked last vector (rows of exactly 64, a common head_dim, have
+    their own version that holds the activations in registers). Each (row, activation) must get
+    the bits matvec gives it, for row counts around 16 and lengths with every kind of tail."""
     rng = np.random.default_rng(77)
     for n_rows, n_cols in [(37, 64), (16, 300), (45, 1000), (33, 7), (20, 257)]:
         w = make_weights(name, n_rows, n_cols, rng)

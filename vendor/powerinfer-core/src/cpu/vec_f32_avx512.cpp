@@ -86,20 +86,30 @@ void weighted_cols(const A * V, int64_t ld, int64_t n_rows, int64_t n_cols, cons
         const int64_t left = n_cols - 16 * k;
         m[k] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
     }
+    // The loops over b and k are unrolled by pragma: left to GCC 12, it kept acc in registers but
+    // also stored all of it to the stack on every row (3 x 4 zmm stores per V row, which made the
+    // kernel store-bound at a third of its speed).
     __m512 acc[NB][NV];
+#pragma GCC unroll 4
     for (int b = 0; b < NB; b++) {
+#pragma GCC unroll 4
         for (int k = 0; k < NV; k++) acc[b][k] = _mm512_setzero_ps();
     }
     for (int64_t r = 0; r < n_rows; r++) {
         const A * v = V + r * ld;
         __m512    x[NV];
+#pragma GCC unroll 4
         for (int k = 0; k < NV; k++) x[k] = load_m(v + 16 * k, m[k]);
+#pragma GCC unroll 4
         for (int b = 0; b < NB; b++) {
             const __m512 pb = _mm512_set1_ps(p[b * ldp + r]);
+#pragma GCC unroll 4
             for (int k = 0; k < NV; k++) acc[b][k] = _mm512_fmadd_ps(pb, x[k], acc[b][k]);
         }
     }
+#pragma GCC unroll 4
     for (int b = 0; b < NB; b++) {
+#pragma GCC unroll 4
         for (int k = 0; k < NV; k++) _mm512_mask_storeu_ps(out + b * ldo + 16 * k, m[k], acc[b][k]);
     }
 }
@@ -169,6 +179,35 @@ void short16(int64_t n, const char * W, size_t row_bytes, const float * const * 
     for (int b = 0; b < NB; b++) _mm512_storeu_ps(Y + b * ldy, reduce16(t[b]));
 }
 
+// short16 for rows of exactly 64 values (attention's scores over heads of 64 dimensions): the
+// activations' four vectors each are loaded once for the sixteen rows instead of once per row (as
+// memory operands of every FMA, the loads had made the kernel load-bound). The FMAs are sums_nb's
+// for n = 64, in its order (chain 0: values 0-15 then 32-47, chain 1: 16-31 then 48-63), so the
+// bits are the same.
+template <int NB, class A, __m512 (*load)(const A *)>
+void short16_64(const char * W, size_t row_bytes, const float * const * x, float * Y, int64_t ldy) {
+    __m512 xr[NB][4];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) xr[b][j] = _mm512_loadu_ps(x[b] + 16 * j);
+    }
+    __m512 t[NB][16];
+    for (int k = 0; k < 16; k++) {
+        const A *    a  = reinterpret_cast<const A *>(W + (size_t)k * row_bytes);
+        const __m512 w0 = load(a), w1 = load(a + 16), w2 = load(a + 32), w3 = load(a + 48);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) {
+            __m512 s0 = _mm512_fmadd_ps(w0, xr[b][0], _mm512_setzero_ps());
+            __m512 s1 = _mm512_fmadd_ps(w1, xr[b][1], _mm512_setzero_ps());
+            s0        = _mm512_fmadd_ps(w2, xr[b][2], s0);
+            s1        = _mm512_fmadd_ps(w3, xr[b][3], s1);
+            t[b][k]   = _mm512_add_ps(s0, s1);
+        }
+    }
+    for (int b = 0; b < NB; b++) _mm512_storeu_ps(Y + b * ldy, reduce16(t[b]));
+}
+
 template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
 void short_rows(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq, size_t xs, int nb,
                 float * Y, int64_t ldy) {
@@ -176,6 +215,15 @@ void short_rows(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, con
     const float * x[4];
     for (int b = 0; b < nb; b++) x[b] = reinterpret_cast<const float *>(static_cast<const char *>(xq) + b * xs);
     int64_t r = 0;
+    for (; n == 64 && r + 16 <= n_rows; r += 16) {
+        const char * wr = w + (size_t)r * row_bytes;
+        switch (nb) {
+            case 1: short16_64<1, A, load>(wr, row_bytes, x, Y + r, ldy); break;
+            case 2: short16_64<2, A, load>(wr, row_bytes, x, Y + r, ldy); break;
+            case 3: short16_64<3, A, load>(wr, row_bytes, x, Y + r, ldy); break;
+            default: short16_64<4, A, load>(wr, row_bytes, x, Y + r, ldy); break;
+        }
+    }
     for (; r + 16 <= n_rows; r += 16) {
         const char * wr = w + (size_t)r * row_bytes;
         switch (nb) {
