@@ -495,3 +495,24 @@ def test_avx512_without_vnni():
                PYTHONPATH=os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_f16_conversion_equals_numpy(isa):
+    """Rows quantized to F16 (the KV cache's writes and pi_quantize_row go through the same SIMD
+    conversion, 8 values at a time plus a scalar tail) give numpy's float16 bits: ties to even,
+    subnormals, overflow to infinity, signed zeros; NaN stays NaN."""
+    rng = np.random.default_rng(5)
+    special = np.array([0.0, -0.0, 65504.0, 65520.0, -65520.0, 1e9, 6e-8, 3e-8, -2.9e-8, 1e-5, np.inf, -np.inf,
+                        1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, 2.0**-24, 2.0**-25], np.float32)
+    for n in (1, 7, 8, 9, 64, 67, 1000):
+        x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 5, n)).astype(np.float32)
+        x[: min(n, special.size)] = special[: min(n, special.size)]
+        got = np.zeros(n, np.uint16)
+        check(lib.pi_quantize_row(int(GT["F16"]), ffi.from_buffer("float[]", x), ffi.from_buffer(got), n))
+        with np.errstate(over="ignore"):  # overflow to infinity is one of the cases
+            want = x.astype(np.float16).view(np.uint16)
+        np.testing.assert_array_equal(got, want, err_msg=f"n={n}")
+    x = np.full(9, np.nan, np.float32)
+    got = np.zeros(9, np.uint16)
+    check(lib.pi_quantize_row(int(GT["F16"]), ffi.from_buffer("float[]", x), ffi.from_buffer(got), 9))
+    assert np.isnan(got.view(np.float16)).all()

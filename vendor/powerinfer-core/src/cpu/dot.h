@@ -100,6 +100,7 @@ struct dot_table {
     void  (*weighted_rows_f32)(const float * V, int64_t ld, int64_t n_rows, int64_t n_cols, const float * p,
                                int64_t ldp, int nb, float * out, int64_t ldo);
     void  (*round_f16)(float * x, int64_t n);  // x[i] = nearest f16 value (ties to even), in place
+    void  (*to_f16)(const float * x, int64_t n, uint16_t * h);  // h[i] = fp32_to_fp16(x[i])
 };
 
 // Each fills the entries it has written; the dispatcher starts from the scalar table.

@@ -52,6 +52,7 @@ bool quantize(int32_t type, const float * src, void * dst, int64_t n);
 // Small f32 helpers the forward pass uses in its inner loops (SIMD dispatched).
 float dot_f32(const float * a, const float * b, int64_t n);
 float dot_f16_f32(const uint16_t * a, const float * b, int64_t n);        // KV cache keys
+void  to_f16(const float * x, int64_t n, uint16_t * h);                  // h[i] = fp32_to_fp16(x[i])
 // Attention's value product: out[b * ldo + c] = sum over r < n_rows of p[b * ldp + r] * V[r][c], for
 // b < nb and c < n_cols, V's rows (F16 or F32) row_bytes apart. The terms are added in order of r,
 // one fma each, on every ISA, so the bits depend neither on the ISA nor on nb nor on how the

@@ -1,5 +1,6 @@
 // quant_float.cpp - rows of F32, F16 and BF16 (one value per "block").
 #include "core/types.h"
+#include "cpu/kernels.h"
 #include "cpu/quant_rows.h"
 
 #include <cstring>
@@ -25,8 +26,7 @@ void quantize_row_f32(const float * src, void * dst, int64_t n) {
 }
 
 void quantize_row_f16(const float * src, void * dst, int64_t n) {
-    uint16_t * h = static_cast<uint16_t *>(dst);
-    for (int64_t i = 0; i < n; i++) h[i] = fp32_to_fp16(src[i]);
+    to_f16(src, n, static_cast<uint16_t *>(dst));
 }
 
 void quantize_row_bf16(const float * src, void * dst, int64_t n) {

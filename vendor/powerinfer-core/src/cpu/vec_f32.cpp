@@ -48,6 +48,10 @@ void round_f16_scalar(float * x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
 }
 
+void to_f16_scalar(const float * x, int64_t n, uint16_t * h) {
+    for (int64_t i = 0; i < n; i++) h[i] = fp32_to_fp16(x[i]);
+}
+
 // F32 and F16 weight rows against an ACT_F32 activation are these same dot products.
 float dot_f32_row(int64_t n, const void * w, const void * x) {
     return dot_f32_scalar(static_cast<const float *>(w), static_cast<const float *>(x), n);
@@ -66,10 +70,12 @@ void vec_f32_fill_scalar(dot_table & t) {
     t.weighted_rows_f16 = weighted_rows_scalar<uint16_t, f16_value>;
     t.weighted_rows_f32 = weighted_rows_scalar<float, f32_value>;
     t.round_f16    = round_f16_scalar;
+    t.to_f16       = to_f16_scalar;
 }
 
 float dot_f32(const float * a, const float * b, int64_t n) { return dot_table_current().dot_f32(a, b, n); }
 float dot_f16_f32(const uint16_t * a, const float * b, int64_t n) { return dot_table_current().dot_f16_f32(a, b, n); }
+void to_f16(const float * x, int64_t n, uint16_t * h) { dot_table_current().to_f16(x, n, h); }
 void weighted_rows(int32_t vtype, const void * V, size_t row_bytes, int64_t n_rows, int64_t n_cols, const float * p,
                    int64_t ldp, int nb, float * out, int64_t ldo) {
     const dot_table & t = dot_table_current();

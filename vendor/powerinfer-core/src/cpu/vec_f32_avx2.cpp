@@ -159,6 +159,15 @@ void round_f16_v(float * x, int64_t n) {
     for (; i < n; i++) x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
+// h[i] = x[i] in f16, ties to even: the bits of fp32_to_fp16 (as round_f16_v).
+void to_f16_v(const float * x, int64_t n, uint16_t * h) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 }  // namespace
 
 void vec_f32_fill_avx2(dot_table & t) {
@@ -173,6 +182,7 @@ void vec_f32_fill_avx2(dot_table & t) {
     t.weighted_rows_f16 = weighted_rows_v<uint16_t, load_h, h2f>;
     t.weighted_rows_f32 = weighted_rows_v<float, load_f, f2f>;
     t.round_f16    = round_f16_v;
+    t.to_f16       = to_f16_v;
 }
 
 }  // namespace pi

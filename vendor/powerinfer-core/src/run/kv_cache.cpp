@@ -2,6 +2,7 @@
 #include "run/kv_cache.h"
 
 #include "core/types.h"
+#include "cpu/kernels.h"
 #include "powerinfer.h"
 
 #include <cstdlib>
@@ -38,12 +39,8 @@ void kv_cache::store(int layer, int32_t pos, const float * kt, const float * vt)
             std::memcpy(kd, ks, row_bytes());
             std::memcpy(vd, vs, row_bytes());
         } else {
-            uint16_t * k16 = reinterpret_cast<uint16_t *>(kd);
-            uint16_t * v16 = reinterpret_cast<uint16_t *>(vd);
-            for (int i = 0; i < head_dim; i++) {
-                k16[i] = fp32_to_fp16(ks[i]);
-                v16[i] = fp32_to_fp16(vs[i]);
-            }
+            to_f16(ks, head_dim, reinterpret_cast<uint16_t *>(kd));
+            to_f16(vs, head_dim, reinterpret_cast<uint16_t *>(vd));
         }
     }
 }
