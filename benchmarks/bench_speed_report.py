@@ -9,6 +9,8 @@ ours reads the weights into 2 MB pages, use_mmap=False, unless --ours-mmap):
      peak RSS.
   2. The same model re-quantized by our own tool (powerinfer_py.quantize) from that Q4_1 file to
      Q4_0, Q8_0 and Q4_K, written once into <assets>/requant/: both engines read the same files.
+     Sections 1 and 2 at 2 threads run interleaved: each run takes every file in turn, each engine
+     in turn.
   3. Decode against the memory-bandwidth limit. Bandwidth: the best of (a) numpy float32 sums over a
      1 GiB array split across the threads (numpy drops the GIL in the reduction) and (b) our public
      pi_matvec over an F32 matrix of 1 GiB, rows split across the threads; each the best of 5 passes,
@@ -92,24 +94,32 @@ def wait_quiet() -> float:
             return busy
 
 
-def medians(model: str, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int, ours_mmap: bool) -> dict:
-    """Medians of alternating runs of bench_decode's child for both engines, plus the load seen."""
+def medians(models: list, threads: int, runs: int, peer_py: str, n_prompt: int, n_gen: int,
+            ours_mmap: bool) -> list:
+    """Medians of runs of bench_decode's child for both engines on each model, plus the load seen.
+    Run i takes every model in turn, each engine in turn, so that a slow stretch of this shared
+    machine falls on all models and both engines alike instead of on whichever section ran then."""
     n_ctx = n_prompt + n_gen + 16
-    res = {"ours": [], "peer": []}
-    loads, busys = [], []
+    res = [{"ours": [], "peer": []} for _ in models]
+    loads = [[] for _ in models]
+    busys = [[] for _ in models]
     for i in range(runs):
-        for engine, py in (("ours", sys.executable), ("peer", peer_py)):
-            busys.append(wait_quiet())
-            loads.append(load1())
-            r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx, engine == "peer" or ours_mmap)
-            res[engine].append(r)
-            print(f"  {Path(model).name} {threads}T run {i + 1}/{runs} {engine:4s}: prefill "
-                  f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB"
-                  f"  (load {loads[-1]:.1f}, CPUs busy before {busys[-1] * 100:.0f}%)", file=sys.stderr)
-    med = {e: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for e, rs in res.items()}
-    return {"model": Path(model).name, "threads": threads, "runs": res, "median": med,
-            "ratio": {k: med["ours"][k] / med["peer"][k] for k in med["ours"]},
-            "load_avg": [min(loads), max(loads)], "busy_before": [min(busys), max(busys)]}
+        for j, model in enumerate(models):
+            for engine, py in (("ours", sys.executable), ("peer", peer_py)):
+                busys[j].append(wait_quiet())
+                loads[j].append(load1())
+                r = run_child(py, engine, model, threads, n_prompt, n_gen, n_ctx, engine == "peer" or ours_mmap)
+                res[j][engine].append(r)
+                print(f"  {Path(model).name} {threads}T run {i + 1}/{runs} {engine:4s}: prefill "
+                      f"{r['prefill_tps']:7.1f}  decode {r['decode_tps']:6.1f}  RSS {r['peak_rss_mb']:6.1f} MB"
+                      f"  (load {loads[j][-1]:.1f}, CPUs busy before {busys[j][-1] * 100:.0f}%)", file=sys.stderr)
+    out = []
+    for j, model in enumerate(models):
+        med = {e: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for e, rs in res[j].items()}
+        out.append({"model": Path(model).name, "threads": threads, "runs": res[j], "median": med,
+                    "ratio": {k: med["ours"][k] / med["peer"][k] for k in med["ours"]},
+                    "load_avg": [min(loads[j]), max(loads[j])], "busy_before": [min(busys[j]), max(busys[j])]})
+    return out
 
 
 def requantized(src: Path, cache: Path) -> dict:
@@ -305,12 +315,13 @@ def main() -> None:
     req = requantized(model, cache)
 
     out = {"machine": {"cpus": os.cpu_count(), "start_load_avg": os.getloadavg()}}
-    print("[1/5] base model, 2 and 1 threads", file=sys.stderr)
-    out["base"] = [medians(str(model), t, args.runs, args.peer_python, args.prompt, args.gen, args.ours_mmap)
-                   for t in (2, 1)]
-    print("[2/5] re-quantized models, 2 threads", file=sys.stderr)
-    out["requant"] = {t: medians(str(p), 2, args.runs, args.peer_python, args.prompt, args.gen, args.ours_mmap)
-                      for t, p in req.items()}
+    print("[1/5] base model and re-quantized models, 2 threads, interleaved", file=sys.stderr)
+    two = medians([str(model)] + [str(p) for p in req.values()], 2, args.runs, args.peer_python, args.prompt,
+                  args.gen, args.ours_mmap)
+    print("[2/5] base model, 1 thread", file=sys.stderr)
+    one = medians([str(model)], 1, args.runs, args.peer_python, args.prompt, args.gen, args.ours_mmap)
+    out["base"] = [two[0], one[0]]
+    out["requant"] = dict(zip(req.keys(), two[1:]))
     print("[3/5] bandwidth probe", file=sys.stderr)
     wait_quiet()
     bw2 = bandwidth(2)
