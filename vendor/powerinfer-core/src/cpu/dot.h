@@ -63,7 +63,8 @@ typedef void (*vec_dot_rows_fn)(int64_t n, const void * W, size_t row_bytes, con
                                 int64_t n_rows);
 
 // Scattered rows: y[k] = dot(row ids[k] of W, x) for k < n_ids (the sparse FFN's active neurons),
-// the bits of dot per row. Each row is requested into L2 `ahead` rows before its turn.
+// the bits of dot per row. Row k + ahead is requested into L2 while row k is computed, at the pace
+// row k is read.
 typedef void (*vec_dot_rows_ids_fn)(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
                                     int64_t n_ids, float * y, int ahead);
 

@@ -21,11 +21,15 @@ namespace pi {
 
 // A kernel adds rows r[0..G) scaled by a[0..G) into y[0..n) (G = 4 or 1).
 typedef void (*down_rows_kernel)(const char * const * r, const float * a, float * y, int64_t n);
+// The same for 16 rows, also requesting the rows pf[0..16) (the next 16, or nullptr) as it goes.
+typedef void (*down_rows16_kernel)(const char * const * r, const float * a, float * y, int64_t n,
+                                   const char * const * pf);
 
 // KERNEL4 adds 4 rows, KERNEL1 one; WIN(n) is the byte size of a window of n values. With
 // KERNEL1 = nullptr the last 1-3 rows go through KERNEL4 padded with copies of the last row at
 // scale 0 (the int8 kernels, whose rounding is defined per group of 4 rows).
-template <down_rows_kernel KERNEL4, down_rows_kernel KERNEL1, size_t (*WIN)(int64_t)>
+template <down_rows_kernel KERNEL4, down_rows_kernel KERNEL1, size_t (*WIN)(int64_t),
+          down_rows16_kernel KERNEL16 = nullptr>
 void down_rows_loop(const void * W, size_t row_bytes, size_t col_off, const int32_t * ids, const float * h,
                     int64_t n_ids, float * y, int64_t n) {
     // The rows with h != 0, in list order (so every ISA adds the terms of y[c] in the same order).
@@ -49,8 +53,14 @@ void down_rows_loop(const void * W, size_t row_bytes, size_t col_off, const int3
             for (size_t off = 0; off < win; off += 64) _mm_prefetch(rows[(size_t)j] + off, _MM_HINT_T1);
         }
     };
-    request(0);
     int64_t j = 0;
+    if constexpr (KERNEL16 != nullptr) {
+        for (int64_t q = 0; q < 16 && q < m; q += 4) request(q);
+        for (; j + 16 <= m; j += 16) {
+            KERNEL16(rows.data() + j, scale.data() + j, y, n, j + 32 <= m ? rows.data() + j + 16 : nullptr);
+        }
+    }
+    request(j);
     for (; j + 4 <= m; j += 4) {
         request(j + 4);
         KERNEL4(rows.data() + j, scale.data() + j, y, n);

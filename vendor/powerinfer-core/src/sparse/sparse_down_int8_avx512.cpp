@@ -108,64 +108,85 @@ inline void request_next_chunk(const char * const * r, int64_t b0, int64_t nb) {
     }
 }
 
-// y[32 b + j] += step * (C + sum_k s'_k * u_kj) for the two halves of one block: lo holds columns
-// 0..15 and hi columns 16..31 as dwords of 4 unsigned bytes.
-inline void block_add(float * yb, __m512i lo, __m512i hi, const group_scales & g, int b) {
-    const __m512i S = _mm512_set1_epi32(g.q[b]);
-    const __m512i C = _mm512_set1_epi32(g.corr[b]);
-    const __m512  M = _mm512_set1_ps(g.step[b]);
-    const __m512i a0 = _mm512_dpbusd_epi32(C, lo, S);
-    const __m512i a1 = _mm512_dpbusd_epi32(C, hi, S);
-    _mm512_storeu_ps(yb, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), M, _mm512_loadu_ps(yb)));
-    _mm512_storeu_ps(yb + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), M, _mm512_loadu_ps(yb + 16)));
-}
+// The 4 rows' packed bytes of block b as dwords (q_0j, q_1j, q_2j, q_3j) of unsigned weights:
+// lo holds columns 0..15 and hi columns 16..31 (Q4_0: the stored nibbles; Q8_0: bytes xor 0x80).
+struct q4_0_layout {
+    static constexpr int BYTES = sizeof(block_q4_0);
+    static constexpr int ZERO  = 8;
+    static inline void unpack(const char * const * r, size_t o, __m512i * lo, __m512i * hi) {
+        const __m512i perm  = _mm512_load_si512(kTables.t16);
+        const __m512i mask4 = _mm512_set1_epi8(0x0f);
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i *>(r[0] + o)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[1] + o)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[2] + o)), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[3] + o)), 3);
+        *lo = _mm512_permutexvar_epi8(perm, _mm512_and_si512(v, mask4));                        // columns 0..15
+        *hi = _mm512_permutexvar_epi8(perm, _mm512_and_si512(_mm512_srli_epi16(v, 4), mask4));  // 16..31
+    }
+};
 
-void rows4_q4_0(const char * const * r, const float * a, float * y, int64_t n) {
-    constexpr int BYTES = sizeof(block_q4_0);
-    const int64_t nb = n / 32;
-    const __m512i perm  = _mm512_load_si512(kTables.t16);
-    const __m512i mask4 = _mm512_set1_epi8(0x0f);
-    group_scales  g;
-    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
-        const int kb = nb - b0 < 16 ? (int)(nb - b0) : 16;
-        request_next_chunk<BYTES>(r, b0, nb);
-        group_scales_of<BYTES, 8>(r, a, b0, kb, g);
+struct q8_0_layout {
+    static constexpr int BYTES = sizeof(block_q8_0);
+    static constexpr int ZERO  = 128;
+    static inline void unpack(const char * const * r, size_t o, __m512i * lo, __m512i * hi) {
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        auto pair = [&](int k) {  // rows k and k + 1, 32 bytes each, as unsigned (q + 128)
+            __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[k] + o)));
+            v = _mm512_inserti64x4(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[k + 1] + o)), 1);
+            return _mm512_xor_si512(v, flip);
+        };
+        const __m512i v01 = pair(0), v23 = pair(2);
+        *lo = _mm512_permutex2var_epi8(v01, _mm512_load_si512(kTables.t32_lo), v23);
+        *hi = _mm512_permutex2var_epi8(v01, _mm512_load_si512(kTables.t32_hi), v23);
+    }
+};
+
+// G groups of 4 rows (r[0..4G), scaled by a[0..4G)) added into y, a block of 32 columns at a time:
+// y's two vectors of the block stay in registers while the G groups add into them, in group order
+// (the same FMAs in the same order as G calls with one group, so the same bits), instead of a load
+// and a store of y per group. Measured at 4096 x 11008, one thread, all rows, in cache: Q4_0 8.3 ->
+// 14.3 GB/s, Q8_0 10.8 -> 20.2 with G = 4 (16 rows); G = 8 was no faster. Per chunk of 16 blocks
+// the next chunk of the rows is requested and, with pf (the next 4G rows, or nullptr), the same
+// chunk of those: from DRAM at 5% of the rows, Q4_0 6.5 -> 10.7 GB/s, Q8_0 9.1 -> 14.3.
+template <class L, int G>
+void rows_int8(const char * const * r, const float * a, float * y, int64_t n, const char * const * pf) {
+    const int64_t n_blocks = n / 32;
+    group_scales g[G];
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += 16) {
+        const int kb = n_blocks - b0 < 16 ? (int)(n_blocks - b0) : 16;
+        for (int q = 0; q < G; q++) {
+            request_next_chunk<L::BYTES>(r + 4 * q, b0, n_blocks);
+            if (pf) request_next_chunk<L::BYTES>(pf + 4 * q, b0 - 16, n_blocks);
+            group_scales_of<L::BYTES, L::ZERO>(r + 4 * q, a + 4 * q, b0, kb, g[q]);
+        }
         for (int b = 0; b < kb; b++) {
-            const size_t o = (size_t)(b0 + b) * BYTES + 2;  // the 16 packed bytes of the block
-            __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i *>(r[0] + o)));
-            v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[1] + o)), 1);
-            v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[2] + o)), 2);
-            v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i *>(r[3] + o)), 3);
-            const __m512i lo = _mm512_and_si512(v, mask4);                        // columns 0..15
-            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask4);  // columns 16..31
-            block_add(y + 32 * (b0 + b), _mm512_permutexvar_epi8(perm, lo), _mm512_permutexvar_epi8(perm, hi), g, b);
+            const size_t o  = (size_t)(b0 + b) * L::BYTES + 2;  // the block's values, after the fp16 d
+            float *      yb = y + 32 * (b0 + b);
+            __m512       y0 = _mm512_loadu_ps(yb), y1 = _mm512_loadu_ps(yb + 16);
+#pragma GCC unroll 4
+            for (int q = 0; q < G; q++) {
+                __m512i lo, hi;
+                L::unpack(r + 4 * q, o, &lo, &hi);
+                // y[32 b + j] += step * (C + sum_k s'_k * u_kj) for the two halves of the block.
+                const __m512i S  = _mm512_set1_epi32(g[q].q[b]);
+                const __m512i C  = _mm512_set1_epi32(g[q].corr[b]);
+                const __m512  M  = _mm512_set1_ps(g[q].step[b]);
+                y0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(C, lo, S)), M, y0);
+                y1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(C, hi, S)), M, y1);
+            }
+            _mm512_storeu_ps(yb, y0);
+            _mm512_storeu_ps(yb + 16, y1);
         }
     }
 }
 
-void rows4_q8_0(const char * const * r, const float * a, float * y, int64_t n) {
-    constexpr int BYTES = sizeof(block_q8_0);
-    const int64_t nb = n / 32;
-    const __m512i perm_lo = _mm512_load_si512(kTables.t32_lo);
-    const __m512i perm_hi = _mm512_load_si512(kTables.t32_hi);
-    const __m512i flip    = _mm512_set1_epi8((char)0x80);
-    group_scales  g;
-    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
-        const int kb = nb - b0 < 16 ? (int)(nb - b0) : 16;
-        request_next_chunk<BYTES>(r, b0, nb);
-        group_scales_of<BYTES, 128>(r, a, b0, kb, g);
-        for (int b = 0; b < kb; b++) {
-            const size_t o = (size_t)(b0 + b) * BYTES + 2;  // the 32 int8 of the block
-            auto pair = [&](int k) {  // rows k and k + 1, 32 bytes each, as unsigned (q + 128)
-                __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[k] + o)));
-                v = _mm512_inserti64x4(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r[k + 1] + o)), 1);
-                return _mm512_xor_si512(v, flip);
-            };
-            const __m512i v01 = pair(0), v23 = pair(2);
-            block_add(y + 32 * (b0 + b), _mm512_permutex2var_epi8(v01, perm_lo, v23),
-                      _mm512_permutex2var_epi8(v01, perm_hi, v23), g, b);
-        }
-    }
+void rows4_q4_0(const char * const * r, const float * a, float * y, int64_t n) { rows_int8<q4_0_layout, 1>(r, a, y, n, nullptr); }
+void rows4_q8_0(const char * const * r, const float * a, float * y, int64_t n) { rows_int8<q8_0_layout, 1>(r, a, y, n, nullptr); }
+void rows16_q4_0(const char * const * r, const float * a, float * y, int64_t n, const char * const * pf) {
+    rows_int8<q4_0_layout, 4>(r, a, y, n, pf);
+}
+void rows16_q8_0(const char * const * r, const float * a, float * y, int64_t n, const char * const * pf) {
+    rows_int8<q8_0_layout, 4>(r, a, y, n, pf);
 }
 
 inline size_t win_q4_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q4_0); }
@@ -175,8 +196,8 @@ inline size_t win_q8_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q8_0)
 
 void down_table_fill_avx512_int8(down_table & t) {
     // No one-row kernel: the last 1-3 rows go through the 4-row kernel with zero scales.
-    t.rows[PI_TYPE_Q4_0]  = down_rows_loop<rows4_q4_0, nullptr, win_q4_0>;
-    t.rows[PI_TYPE_Q8_0]  = down_rows_loop<rows4_q8_0, nullptr, win_q8_0>;
+    t.rows[PI_TYPE_Q4_0]  = down_rows_loop<rows4_q4_0, nullptr, win_q4_0, rows16_q4_0>;
+    t.rows[PI_TYPE_Q8_0]  = down_rows_loop<rows4_q8_0, nullptr, win_q8_0, rows16_q8_0>;
     t.names[PI_TYPE_Q4_0] = "avx512-vnni-int8";
     t.names[PI_TYPE_Q8_0] = "avx512-vnni-int8";
 }
