@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=64)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--peer-python", default=str(PEER_PY))
+    ap.add_argument("--ours-mmap", action="store_true", help="ours maps the file (default: use_mmap=False, as the speed report)")
     args = ap.parse_args()
     model = model_and_peer(args)
     rows = []
@@ -38,7 +39,8 @@ def main() -> None:
         tps = {"ours": [], "peer": []}
         for i in range(args.runs):
             for engine, py in (("ours", sys.executable), ("peer", args.peer_python)):
-                r = run_child(py, engine, model, args.threads, n_prompt, args.gen, n_ctx)
+                r = run_child(py, engine, model, args.threads, n_prompt, args.gen, n_ctx,
+                              engine == "peer" or args.ours_mmap)
                 tps[engine].append(r["decode_tps"])
                 print(f"{n_prompt:5d} run {i + 1}/{args.runs} {engine}: decode {r['decode_tps']:.1f} tok/s", file=sys.stderr)
         o, p = statistics.median(tps["ours"]), statistics.median(tps["peer"])
