@@ -553,9 +553,8 @@ void rows_ids_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t 
     }
 }
 
-// With the activation in nibble order, as rows_nibbles. Measured at 4096 x 11008 Q4_0, one thread:
-// 0.82x the time of the per-row kernel at full density, the same at 5%, where the scattered reads
-// set the pace.
+// With the activation in nibble order, as rows_nibbles (for a list of all rows in order, 0.82x the
+// time of calling the row kernel per row).
 template <class T, bool VNNI>
 void rows_ids_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
                       int64_t n_ids, float * y, int ahead) {
