@@ -102,10 +102,15 @@ struct t_q8_0 {
     static float c(const uint8_t *, float) { return 0.0f; }
 };
 
+// A prefetch GCC cannot drop (see dot_avx512.cpp's request_line).
+inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
+
 // NB activations at once (the weight block is unpacked once for all). Two independent chains per
-// activation (even and odd blocks) hide the FMA latency.
-template <class T, int NB>
-void dot_q8act(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+// activation (even and odd blocks) hide the FMA latency. With PF, each pair of blocks also requests
+// the same bytes of the row at pf (a row further on), at the pace this row is read.
+template <class T, int NB, bool PF>
+__attribute__((always_inline)) inline void dot_q8act_pf(int64_t n, const void * w, const void * xq, size_t xs,
+                                                        float * out, int64_t ldo, const void * pf) {
     const uint8_t * wb = static_cast<const uint8_t *>(w);
     const int64_t   nb = n / 32;
     const int8_t *  xv[NB];
@@ -132,7 +137,12 @@ void dot_q8act(int64_t n, const void * w, const void * xq, size_t xs, float * ou
             accs[b][k]      = std::fma(c, xd[b][2 * blk + 1], accs[b][k]);  // explicit: same rounding for every NB
         }
     };
+    const char * ahead = static_cast<const char *>(pf);
     for (; i + 1 < nb; i += 2) {
+        if (PF) {  // the two blocks' bytes (at most 68) span at most two lines
+            request_line(ahead + i * T::bytes);
+            request_line(ahead + (i + 2) * T::bytes - 1);
+        }
         step(i, 0);
         step(i + 1, 1);
     }
@@ -142,6 +152,11 @@ void dot_q8act(int64_t n, const void * w, const void * xq, size_t xs, float * ou
     }
 }
 
+template <class T, int NB>
+void dot_q8act(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+    dot_q8act_pf<T, NB, false>(n, w, xq, xs, out, ldo, nullptr);
+}
+
 template <class T>
 float dot_q8act_one(int64_t n, const void * w, const void * xq) {
     float r;
@@ -149,10 +164,34 @@ float dot_q8act_one(int64_t n, const void * w, const void * xq) {
     return r;
 }
 
+// Rows in order: row r + kDenseAhead requested at the pace row r is read (as in dot_avx512.cpp).
+constexpr int64_t kDenseAhead = 16;
+
 template <class T>
 void dot_q8act_rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
     const char * w = static_cast<const char *>(W);
-    for (int64_t r = 0; r < n_rows; r++) dot_q8act<T, 1>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t a = r + kDenseAhead < n_rows ? r + kDenseAhead : r;  // past the end: itself
+        dot_q8act_pf<T, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)a * row_bytes);
+    }
+}
+
+// The sparse FFN's rows from a list (dot_rows_ids): the row `ahead` places further down the list
+// is requested at the pace the current one is read, the first `ahead` rows whole, up front (why:
+// dot_avx512.cpp's rows_ids_loop). The bits of dot per row.
+template <class T>
+void dot_q8act_rows_ids(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
+                        int64_t n_ids, float * y, int ahead) {
+    const char * w = static_cast<const char *>(W);
+    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
+        const char * row = w + (size_t)ids[k] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
+    }
+    int64_t k = 0;
+    for (; k + ahead < n_ids; k++) {
+        dot_q8act_pf<T, 1, true>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0, w + (size_t)ids[k + ahead] * row_bytes);
+    }
+    for (; k < n_ids; k++) dot_q8act<T, 1>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0);
 }
 
 template <class T>
@@ -192,14 +231,19 @@ float dot_half(int64_t n, const void * w, const void * xq) {
 void dot_table_fill_avx2(dot_table & t) {
     t.dot[PI_TYPE_Q4_0]       = dot_q8act_one<t_q4_0>;
     t.dot_rows[PI_TYPE_Q4_0]  = dot_q8act_rows<t_q4_0>;
+    t.dot_rows_ids[PI_TYPE_Q4_0] = dot_q8act_rows_ids<t_q4_0>;
     t.dot[PI_TYPE_Q4_1]       = dot_q8act_one<t_q4_1>;
     t.dot_rows[PI_TYPE_Q4_1]  = dot_q8act_rows<t_q4_1>;
+    t.dot_rows_ids[PI_TYPE_Q4_1] = dot_q8act_rows_ids<t_q4_1>;
     t.dot[PI_TYPE_Q5_0]       = dot_q8act_one<t_q5_0>;
     t.dot_rows[PI_TYPE_Q5_0]  = dot_q8act_rows<t_q5_0>;
+    t.dot_rows_ids[PI_TYPE_Q5_0] = dot_q8act_rows_ids<t_q5_0>;
     t.dot[PI_TYPE_Q5_1]       = dot_q8act_one<t_q5_1>;
     t.dot_rows[PI_TYPE_Q5_1]  = dot_q8act_rows<t_q5_1>;
+    t.dot_rows_ids[PI_TYPE_Q5_1] = dot_q8act_rows_ids<t_q5_1>;
     t.dot[PI_TYPE_Q8_0]       = dot_q8act_one<t_q8_0>;
     t.dot_rows[PI_TYPE_Q8_0]  = dot_q8act_rows<t_q8_0>;
+    t.dot_rows_ids[PI_TYPE_Q8_0] = dot_q8act_rows_ids<t_q8_0>;
     t.dot_batch[PI_TYPE_Q4_0] = dot_q8act_batch<t_q4_0>;
     t.dot_batch[PI_TYPE_Q4_1] = dot_q8act_batch<t_q4_1>;
     t.dot_batch[PI_TYPE_Q5_0] = dot_q8act_batch<t_q5_0>;
