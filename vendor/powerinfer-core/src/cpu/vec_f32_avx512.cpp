@@ -32,13 +32,23 @@ inline __m512 load_f_m(const float * p, __mmask16 m) { return _mm512_maskz_loadu
 // operations for every NB (two vector chains: pairs of 16 values, then a last 16 and the masked
 // tail on the first chain), so that a batched product gives each activation the very bits of a
 // single one. sum[b] reduces to the product (hsum, or reduce16 for sixteen rows).
-template <int NB, class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
-__attribute__((always_inline)) inline void sums_nb(const A * a, const float * const * x, int64_t n, __m512 * sum) {
+// A prefetch GCC cannot drop (see dot_avx512.cpp's request_line).
+inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
+
+// With PF, each pair of vectors also requests the same bytes of the row at pf (the sparse list
+// kernel's row further on), at the pace this row is read.
+template <int NB, class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16), bool PF = false>
+__attribute__((always_inline)) inline void sums_nb(const A * a, const float * const * x, int64_t n, __m512 * sum,
+                                                   const A * pf = nullptr) {
     constexpr int W = 16;
     __m512 s0[NB], s1[NB];
     for (int b = 0; b < NB; b++) s0[b] = s1[b] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
+        if (PF) {  // 32 values: one line of f16, two of f32
+            request_line(reinterpret_cast<const char *>(pf + i));
+            if (sizeof(A) > 2) request_line(reinterpret_cast<const char *>(pf + i) + 64);
+        }
         const __m512 w0 = load(a + i), w1 = load(a + i + W);
         for (int b = 0; b < NB; b++) {
             s0[b] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[b] + i), s0[b]);
@@ -208,6 +218,58 @@ void short16_64(const char * W, size_t row_bytes, const float * const * x, float
     for (int b = 0; b < NB; b++) _mm512_storeu_ps(Y + b * ldy, reduce16(t[b]));
 }
 
+// Rows in order (matvec's dot_rows): sixteen rows' sums, then one reduce16 (the bits of sixteen
+// reductions), row r + 16 requested at the pace row r is read. One thread, 11008 rows of 4096 F16
+// from DRAM: see README "The sparse kernels" (the dense GEMV there).
+template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
+void rows_v(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    constexpr int64_t kAhead = 16;
+    const char *      w = static_cast<const char *>(W);
+    const float *     x = static_cast<const float *>(xq);
+    auto row = [&](int64_t r) { return reinterpret_cast<const A *>(w + (size_t)r * row_bytes); };
+    int64_t r = 0;
+    for (; r + 16 <= n_rows; r += 16) {
+        __m512 t[16];
+        for (int k = 0; k < 16; k++) {
+            const int64_t a = r + k + kAhead < n_rows ? r + k + kAhead : r + k;  // past the end: itself
+            sums_nb<1, A, load, load_m, true>(row(r + k), &x, n, &t[k], row(a));
+        }
+        _mm512_storeu_ps(y + r, reduce16(t));
+    }
+    for (; r < n_rows; r++) {
+        __m512 sum;
+        sums_nb<1, A, load, load_m>(row(r), &x, n, &sum);
+        y[r] = hsum(sum);
+    }
+}
+
+// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids): the row `ahead` places further
+// down the list requested at the pace the current one is read, the first `ahead` rows whole, up
+// front (why: dot_avx512.cpp's rows_ids_loop). One thread, 4096-wide F16 rows, 5% of 11008 from
+// DRAM: see README "The sparse kernels". The bits of dot per row.
+template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
+void rows_ids_v(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
+                float * y, int ahead) {
+    const char *  w = static_cast<const char *>(W);
+    const float * x = static_cast<const float *>(xq);
+    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
+        const char * row = w + (size_t)ids[k] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
+    }
+    auto row = [&](int64_t k) { return reinterpret_cast<const A *>(w + (size_t)ids[k] * row_bytes); };
+    int64_t k = 0;
+    for (; k + ahead < n_ids; k++) {
+        __m512 sum;
+        sums_nb<1, A, load, load_m, true>(row(k), &x, n, &sum, row(k + ahead));
+        y[k] = hsum(sum);
+    }
+    for (; k < n_ids; k++) {
+        __m512 sum;
+        sums_nb<1, A, load, load_m>(row(k), &x, n, &sum);
+        y[k] = hsum(sum);
+    }
+}
+
 template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
 void short_rows(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, const void * xq, size_t xs, int nb,
                 float * Y, int64_t ldy) {
@@ -245,6 +307,10 @@ void vec_f32_fill_avx512(dot_table & t) {
     t.dot_batch[PI_TYPE_F16]  = row_batch<uint16_t, load_h, load_h_m>;
     t.batch_max[PI_TYPE_F32]  = 4;
     t.batch_max[PI_TYPE_F16]  = 4;
+    t.dot_rows[PI_TYPE_F32]     = rows_v<float, load_f, load_f_m>;
+    t.dot_rows[PI_TYPE_F16]     = rows_v<uint16_t, load_h, load_h_m>;
+    t.dot_rows_ids[PI_TYPE_F32] = rows_ids_v<float, load_f, load_f_m>;
+    t.dot_rows_ids[PI_TYPE_F16] = rows_ids_v<uint16_t, load_h, load_h_m>;
     t.short_rows[PI_TYPE_F32] = short_rows<float, load_f, load_f_m>;
     t.short_rows[PI_TYPE_F16] = short_rows<uint16_t, load_h, load_h_m>;
     t.dot_f32      = dot_f32_v;
