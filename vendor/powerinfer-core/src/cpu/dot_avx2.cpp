@@ -10,6 +10,7 @@
 #include "powerinfer.h"
 #include "cpu/blocks.h"
 #include "cpu/dot.h"
+#include "cpu/prefetch.h"
 
 #include <immintrin.h>
 
@@ -101,9 +102,6 @@ struct t_q8_0 {
     static float d(const uint8_t * b) { return h2f(reinterpret_cast<const block_q8_0 *>(b)->d); }
     static float c(const uint8_t *, float) { return 0.0f; }
 };
-
-// A prefetch GCC cannot drop (see dot_avx512.cpp's request_line).
-inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
 
 // NB activations at once (the weight block is unpacked once for all). Two independent chains per
 // activation (even and odd blocks) hide the FMA latency. With PF, each pair of blocks also requests

@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "cpu/blocks.h"
 #include "cpu/dot.h"
+#include "cpu/prefetch.h"
 #include "cpu/reduce16_avx512.h"
 
 // GCC 12's avx512fintrin.h starts some results from _mm512_undefined_*() and then flags its own
@@ -217,10 +218,6 @@ __attribute__((always_inline)) inline void nibble_step(const uint8_t * p, int64_
         accc[b]          = _mm512_mask_add_ps(accc[b], 0xaa, accc[b], pr);  // the c s terms, lanes 1 3 5 7
     }
 }
-
-// A prefetch GCC cannot drop: a helper holding only __builtin_prefetch calls is found to have no
-// effect (ipa-pure-const) and every call to it deleted, prefetches and all.
-inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
 
 // Requests every line of the `len` bytes (len <= 192) at p.
 template <int len>

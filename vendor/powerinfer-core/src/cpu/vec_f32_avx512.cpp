@@ -3,6 +3,7 @@
 // A row's last values shorter than a vector are read with a masked load.
 #include "powerinfer.h"
 #include "cpu/dot.h"
+#include "cpu/prefetch.h"
 #include "cpu/reduce16_avx512.h"
 
 // GCC 12's avx512fintrin.h starts some results from _mm512_undefined_*() and then flags its own
@@ -32,9 +33,6 @@ inline __m512 load_f_m(const float * p, __mmask16 m) { return _mm512_maskz_loadu
 // operations for every NB (two vector chains: pairs of 16 values, then a last 16 and the masked
 // tail on the first chain), so that a batched product gives each activation the very bits of a
 // single one. sum[b] reduces to the product (hsum, or reduce16 for sixteen rows).
-// A prefetch GCC cannot drop (see dot_avx512.cpp's request_line).
-inline void request_line(const char * p) { __asm__ volatile("prefetcht1 %0" : : "m"(*p)); }
-
 // With PF, each pair of vectors also requests the same bytes of the row at pf (the sparse list
 // kernel's row further on), at the pace this row is read.
 template <int NB, class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16), bool PF = false>
