@@ -3,6 +3,7 @@
 // Tails shorter than a vector are done one value at a time.
 #include "powerinfer.h"
 #include "cpu/dot.h"
+#include "cpu/prefetch.h"
 
 #include <immintrin.h>
 
@@ -29,13 +30,19 @@ inline __m256 load_f(const float * p) { return _mm256_loadu_ps(p); }
 // NB activations x[b] against one row a of n values, in the same order of operations for every NB
 // (two vector chains, their sum, then the tail with explicit fma), so that a batched product gives
 // each activation the very bits of a single one.
-template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A)>
-inline void dot_nb(const A * a, const float * const * x, int64_t n, float * out) {
+// With PF, every 32 values also request the same bytes of the row at pf (a row further on), at
+// the pace this row is read.
+template <int NB, class A, __m256 (*load)(const A *), float (*conv)(A), bool PF = false>
+inline void dot_nb(const A * a, const float * const * x, int64_t n, float * out, const A * pf = nullptr) {
     constexpr int W = 8;
     __m256 s0[NB], s1[NB];
     for (int b = 0; b < NB; b++) s0[b] = s1[b] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
+        if (PF && i % 32 == 0) {  // 32 values: one line of f16, two of f32
+            request_line(pf + i);
+            if (sizeof(A) > 2) request_line(reinterpret_cast<const char *>(pf + i) + 64);
+        }
         const __m256 w0 = load(a + i), w1 = load(a + i + W);
         for (int b = 0; b < NB; b++) {
             s0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[b] + i), s0[b]);
@@ -149,6 +156,38 @@ void row_batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, fl
     for (int b = 0; b < nb; b++) out[b * ldo] = r[b];
 }
 
+// Rows in order (matvec's dot_rows), row r + 16 requested at the pace row r is read (as in
+// vec_f32_avx512.cpp); the bits of dot per row.
+template <class A, __m256 (*load)(const A *), float (*conv)(A)>
+void rows_v(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    constexpr int64_t kAhead = 16;
+    const char *      w = static_cast<const char *>(W);
+    const float *     x = static_cast<const float *>(xq);
+    auto row = [&](int64_t r) { return reinterpret_cast<const A *>(w + (size_t)r * row_bytes); };
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t a = r + kAhead < n_rows ? r + kAhead : r;  // past the end: itself
+        dot_nb<1, A, load, conv, true>(row(r), &x, n, y + r, row(a));
+    }
+}
+
+// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids): the row `ahead` places further
+// down the list requested at the pace the current one is read, the first `ahead` rows whole, up
+// front (why: dot_avx512.cpp's rows_ids_loop). The bits of dot per row.
+template <class A, __m256 (*load)(const A *), float (*conv)(A)>
+void rows_ids_v(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
+                float * y, int ahead) {
+    const char *  w = static_cast<const char *>(W);
+    const float * x = static_cast<const float *>(xq);
+    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
+        const char * row = w + (size_t)ids[k] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
+    }
+    auto row = [&](int64_t k) { return reinterpret_cast<const A *>(w + (size_t)ids[k] * row_bytes); };
+    int64_t k = 0;
+    for (; k + ahead < n_ids; k++) dot_nb<1, A, load, conv, true>(row(k), &x, n, y + k, row(k + ahead));
+    for (; k < n_ids; k++) dot_nb<1, A, load, conv>(row(k), &x, n, y + k);
+}
+
 // In place: x[i] = the nearest f16 value, ties to even (vcvtps2ph's rounding, as fp32_to_fp16's).
 void round_f16_v(float * x, int64_t n) {
     int64_t i = 0;
@@ -173,6 +212,10 @@ void to_f16_v(const float * x, int64_t n, uint16_t * h) {
 void vec_f32_fill_avx2(dot_table & t) {
     t.dot[PI_TYPE_F32]        = dot_f32_row;
     t.dot[PI_TYPE_F16]        = dot_f16_row;
+    t.dot_rows[PI_TYPE_F32]     = rows_v<float, load_f, f2f>;
+    t.dot_rows[PI_TYPE_F16]     = rows_v<uint16_t, load_h, h2f>;
+    t.dot_rows_ids[PI_TYPE_F32] = rows_ids_v<float, load_f, f2f>;
+    t.dot_rows_ids[PI_TYPE_F16] = rows_ids_v<uint16_t, load_h, h2f>;
     t.dot_batch[PI_TYPE_F32]  = row_batch<float, load_f, f2f>;
     t.dot_batch[PI_TYPE_F16]  = row_batch<uint16_t, load_h, h2f>;
     t.batch_max[PI_TYPE_F32]  = 4;
