@@ -1,6 +1,6 @@
 // sparse_down_avx2.cpp - AVX2 + FMA + F16C scaled-row-accumulate kernels for F32, F16, Q4_0 and
-// Q8_0 (the types of PowerInfer's published files and our own). Other types keep the scalar
-// reference (sparse_down.cpp).
+// Q8_0 (the types of PowerInfer's published files and our own) and Q4_K (the usual type of
+// published GGUF files). Other types keep the scalar reference (sparse_down.cpp).
 //
 // Rows are taken four at a time: each 8-float piece of y is loaded once, receives the four rows'
 // terms in list order (one FMA each), and is stored once, which quarters the traffic on y compared
@@ -116,11 +116,54 @@ void rows16_q32(const char * const * r, const float * a, float * y, int64_t n, c
     }
 }
 
+// Q4_K: per block of 256 and sub-block j of 32, value = (d * sc_j) * q - dmin * mn_j, as
+// dequantize_row_q4_K computes it (a product, then a difference), then y += a * value. R rows at a
+// time share each 8-value piece of y, as rows_q32.
+template <int R>
+void rows_q4_K(const char * const * r, const float * a, float * y, int64_t n) {
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        float dl[R][8], ml[R][8];  // per row and sub-block: d * sc, dmin * mn
+        for (int k = 0; k < R; k++) {
+            const block_q4_K * blk = reinterpret_cast<const block_q4_K *>(r[k]) + b;
+            const float d = h2f(blk->d), dmin = h2f(blk->dmin);
+            const uint8_t * p = blk->scales;  // 6-bit scales and mins, packed (k4_get_scale_min)
+            for (int j = 0; j < 8; j++) {
+                const int sc = j < 4 ? p[j] & 63 : (p[j + 4] & 0x0F) | ((p[j - 4] >> 6) << 4);
+                const int mn = j < 4 ? p[j + 4] & 63 : (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
+                dl[k][j] = d * (float)sc;
+                ml[k][j] = dmin * (float)mn;
+            }
+        }
+        for (int j = 0; j < 8; j++) {  // sub-block: 32 values, bytes 32 * (j / 2) of qs, nibble j % 2
+            float * yj = y + b * QK_K + 32 * j;
+            __m256  acc[4];
+            for (int v = 0; v < 4; v++) acc[v] = _mm256_loadu_ps(yj + 8 * v);
+            for (int k = 0; k < R; k++) {
+                const block_q4_K * blk = reinterpret_cast<const block_q4_K *>(r[k]) + b;
+                __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk->qs + 32 * (j / 2)));
+                q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(q, 4) : q, m4);
+                const __m256 D = _mm256_set1_ps(dl[k][j]), M = _mm256_set1_ps(ml[k][j]), A = _mm256_set1_ps(a[k]);
+                const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+                const __m128i part[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+                for (int v = 0; v < 4; v++) {
+                    const __m256 qf    = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(part[v]));
+                    const __m256 value = _mm256_sub_ps(_mm256_mul_ps(D, qf), M);
+                    acc[v]             = _mm256_fmadd_ps(A, value, acc[v]);
+                }
+            }
+            for (int v = 0; v < 4; v++) _mm256_storeu_ps(yj + 8 * v, acc[v]);
+        }
+    }
+}
+
 // Bytes of a window of n values, per type.
 inline size_t win_f32(int64_t n) { return (size_t)n * 4; }
 inline size_t win_f16(int64_t n) { return (size_t)n * 2; }
 inline size_t win_q4_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q4_0); }
 inline size_t win_q8_0(int64_t n) { return (size_t)(n / 32) * sizeof(block_q8_0); }
+inline size_t win_q4_K(int64_t n) { return (size_t)(n / QK_K) * sizeof(block_q4_K); }
 
 }  // namespace
 
@@ -131,7 +174,8 @@ void down_table_fill_avx2(down_table & t) {
                                           win_q4_0, rows16_q32<block_q4_0, q4_0_unpack>>;
     t.rows[PI_TYPE_Q8_0] = down_rows_loop<rows_q32<4, block_q8_0, q8_0_unpack>, rows_q32<1, block_q8_0, q8_0_unpack>,
                                           win_q8_0, rows16_q32<block_q8_0, q8_0_unpack>>;
-    for (int type : {PI_TYPE_F32, PI_TYPE_F16, PI_TYPE_Q4_0, PI_TYPE_Q8_0}) t.names[type] = "avx2-float";
+    t.rows[PI_TYPE_Q4_K] = down_rows_loop<rows_q4_K<4>, rows_q4_K<1>, win_q4_K>;
+    for (int type : {PI_TYPE_F32, PI_TYPE_F16, PI_TYPE_Q4_0, PI_TYPE_Q8_0, PI_TYPE_Q4_K}) t.names[type] = "avx2-float";
 }
 
 }  // namespace pi
