@@ -13,6 +13,7 @@
 #include "powerinfer.h"
 #include "cpu/blocks.h"
 #include "cpu/dot.h"
+#include "cpu/prefetch.h"
 
 #include <immintrin.h>
 
@@ -177,9 +178,12 @@ inline void form(const block_q6_K & b, k_form & f) {
     f.d = f.e = _cvtsh_ss(b.d);
 }
 
-// NB activations against one row: each super-block is brought to k_form once.
-template <class Block, int NB>
-void dot_k(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+// NB activations against one row: each super-block is brought to k_form once. With PF, each
+// super-block also requests the same bytes of the row at pf (a row further on), at the pace this
+// row is read (see dot_avx512.cpp's rows_ids_loop for why).
+template <class Block, int NB, bool PF>
+__attribute__((always_inline)) inline void dot_k_pf(int64_t n, const void * w, const void * xq, size_t xs, float * out,
+                                                    int64_t ldo, const void * pf) {
     const Block *      wb = static_cast<const Block *>(w);
     const block_q8_K * x[NB];
     __m256             acc[NB];
@@ -189,6 +193,11 @@ void dot_k(int64_t n, const void * w, const void * xq, size_t xs, float * out, i
     }
     k_form f;
     for (int64_t i = 0; i < n / QK_K; i++) {
+        if (PF) {
+            const char * p = static_cast<const char *>(pf) + i * sizeof(Block);
+            for (size_t off = 0; off < sizeof(Block); off += 64) request_line(p + off);
+            request_line(p + sizeof(Block) - 1);
+        }
         form(wb[i], f);
         for (int b = 0; b < NB; b++) {
             const block_q8_K & a    = x[b][i];
@@ -205,6 +214,11 @@ void dot_k(int64_t n, const void * w, const void * xq, size_t xs, float * out, i
     for (int b = 0; b < NB; b++) out[b * ldo] = hsum(acc[b]);
 }
 
+template <class Block, int NB>
+void dot_k(int64_t n, const void * w, const void * xq, size_t xs, float * out, int64_t ldo) {
+    dot_k_pf<Block, NB, false>(n, w, xq, xs, out, ldo, nullptr);
+}
+
 template <void (*K)(int64_t, const void *, const void *, size_t, float *, int64_t)>
 float one(int64_t n, const void * w, const void * xq) {
     float r;
@@ -212,10 +226,32 @@ float one(int64_t n, const void * w, const void * xq) {
     return r;
 }
 
+// Rows in order, row r + 16 requested at the pace row r is read (as the other row kernels).
 template <class Block>
 void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
+    constexpr int64_t kAhead = 16;
     const char * w = static_cast<const char *>(W);
-    for (int64_t r = 0; r < n_rows; r++) dot_k<Block, 1>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t a = r + kAhead < n_rows ? r + kAhead : r;  // past the end: itself
+        dot_k_pf<Block, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)a * row_bytes);
+    }
+}
+
+// The sparse FFN's rows from a list (dot_rows_ids): the row `ahead` places further down the list
+// requested at the pace the current one is read, the first `ahead` rows whole, up front.
+template <class Block>
+void rows_ids(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
+              float * y, int ahead) {
+    const char * w = static_cast<const char *>(W);
+    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
+        const char * row = w + (size_t)ids[k] * row_bytes;
+        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
+    }
+    int64_t k = 0;
+    for (; k + ahead < n_ids; k++) {
+        dot_k_pf<Block, 1, true>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0, w + (size_t)ids[k + ahead] * row_bytes);
+    }
+    for (; k < n_ids; k++) dot_k<Block, 1>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0);
 }
 
 }  // namespace
@@ -224,6 +260,7 @@ void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * 
     t.dot[type]       = one<dot_k<Block, 1>>;                     \
     t.batch_max[type] = 4;                                        \
     t.dot_rows[type]  = rows<Block>;                              \
+    t.dot_rows_ids[type] = rows_ids<Block>;                       \
     t.dot_batch[type] = [](int64_t n, const void * w, const void * xq, size_t xs, int nb, float * out, int64_t ldo) { \
         switch (nb) {                                             \
             case 1: dot_k<Block, 1>(n, w, xq, xs, out, ldo); break; \
