@@ -162,34 +162,23 @@ float dot_q8act_one(int64_t n, const void * w, const void * xq) {
     return r;
 }
 
-// Rows in order: row r + kDenseAhead requested at the pace row r is read (as in dot_avx512.cpp).
-constexpr int64_t kDenseAhead = 16;
-
+// Rows in order, row dense_ahead(r) requested at the pace row r is read (cpu/prefetch.h).
 template <class T>
 void dot_q8act_rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
     const char * w = static_cast<const char *>(W);
     for (int64_t r = 0; r < n_rows; r++) {
-        const int64_t a = r + kDenseAhead < n_rows ? r + kDenseAhead : r;  // past the end: itself
-        dot_q8act_pf<T, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)a * row_bytes);
+        dot_q8act_pf<T, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)dense_ahead(r, n_rows) * row_bytes);
     }
 }
 
-// The sparse FFN's rows from a list (dot_rows_ids): the row `ahead` places further down the list
-// is requested at the pace the current one is read, the first `ahead` rows whole, up front (why:
-// dot_avx512.cpp's rows_ids_loop). The bits of dot per row.
+// The sparse FFN's rows from a list (dot_rows_ids; cpu/prefetch.h's list_rows). The bits of dot per row.
 template <class T>
 void dot_q8act_rows_ids(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids,
                         int64_t n_ids, float * y, int ahead) {
-    const char * w = static_cast<const char *>(W);
-    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
-        const char * row = w + (size_t)ids[k] * row_bytes;
-        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
-    }
-    int64_t k = 0;
-    for (; k + ahead < n_ids; k++) {
-        dot_q8act_pf<T, 1, true>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0, w + (size_t)ids[k + ahead] * row_bytes);
-    }
-    for (; k < n_ids; k++) dot_q8act<T, 1>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0);
+    list_rows(
+        W, row_bytes, ids, n_ids, ahead,
+        [&](int64_t k, const char * row, const char * next) { dot_q8act_pf<T, 1, true>(n, row, xq, 0, y + k, 0, next); },
+        [&](int64_t k, const char * row) { dot_q8act<T, 1>(n, row, xq, 0, y + k, 0); });
 }
 
 template <class T>

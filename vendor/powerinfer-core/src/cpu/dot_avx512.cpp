@@ -395,21 +395,14 @@ typedef void (*row_sums_fn)(int64_t n, const uint8_t * w, const int8_t * const *
 typedef void (*row_sums_pf_fn)(int64_t n, const uint8_t * w, const int8_t * const * xv, const float * const * xd,
                                __m512 * sum, const uint8_t * pf);
 
-// While row r is read, row r + kDenseAhead is requested at the same pace (as the sparse list
-// kernels do). One thread, 11008 rows of 4096 Q4_0 from DRAM: 16.1 GB/s left to the hardware
-// prefetcher, 22.6 with the requests (8 to 32 rows ahead alike). Two threads on SmolLM2 (rows of
-// 360 bytes), which together already reach the memory bus's rate, decode at par (0.98-1.03x).
-constexpr int64_t kDenseAhead = 16;
-
 template <row_sums_fn SUMS, row_sums_pf_fn SUMS_PF>
 void rows_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t * const * xv, const float * const * xd,
                float * y, int64_t n_rows) {
     int64_t r = 0;
     for (; r + 16 <= n_rows; r += 16) {
         __m512 t[16];
-        for (int k = 0; k < 16; k++) {
-            const int64_t a = r + k + kDenseAhead < n_rows ? r + k + kDenseAhead : r + k;  // past the end: itself
-            SUMS_PF(n, w + (size_t)(r + k) * row_bytes, xv, xd, &t[k], w + (size_t)a * row_bytes);
+        for (int k = 0; k < 16; k++) {  // row dense_ahead(r + k) requested meanwhile (cpu/prefetch.h)
+            SUMS_PF(n, w + (size_t)(r + k) * row_bytes, xv, xd, &t[k], w + (size_t)dense_ahead(r + k, n_rows) * row_bytes);
         }
         _mm512_storeu_ps(y + r, reduce16(t));
     }
@@ -455,12 +448,6 @@ void rows_nibbles(int64_t n, const void * W, size_t row_bytes, const void * xq, 
     } else {
         rows_loop<nibble_sums<T, VNNI, 1>, nibble_sums_pf<T, VNNI, 1, false, true>>(n, w, row_bytes, xv, xd, y, n_rows);
     }
-}
-
-inline void request_row(const uint8_t * w, const int32_t * ids, int64_t n_ids, size_t row_bytes, int64_t k) {
-    if (k >= n_ids) return;
-    const char * row = reinterpret_cast<const char *>(w) + (size_t)ids[k] * row_bytes;
-    for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
 }
 
 // The batched product (prompts; the sparse FFN's union of active rows when ids is given): per
@@ -527,27 +514,23 @@ void block_rows(int64_t n, const void * W, size_t row_bytes, int64_t n_rows, con
     }
 }
 
-// The sparse FFN's rows: rows taken from a list; scattered rows are invisible to the hardware
-// prefetcher, so the row `ahead` places further down the list is requested while this one is
-// computed, step by step at the pace this row is read (SUMS_PF), the first `ahead` rows in one go.
-// Requesting each row whole at once instead (36 lines of a 4096-wide Q4_0 row in a burst) ran at
-// 8 GB/s from DRAM on one Zen 4 core, against 13 paced (5% of 11008 rows; 10 -> 16 at 20%): the
-// bursts fill the outstanding-miss slots that the row being computed needs. The bits of dot per row.
+// The sparse FFN's rows: rows taken from a list, the row `ahead` places further down requested
+// at the pace this one is read (SUMS_PF; why: cpu/prefetch.h). The bits of dot per row.
 template <row_sums_fn SUMS, row_sums_pf_fn SUMS_PF>
 void rows_ids_loop(int64_t n, const uint8_t * w, size_t row_bytes, const int8_t * const * xv, const float * const * xd,
                    const int32_t * ids, int64_t n_ids, float * y, int ahead) {
-    for (int64_t k = 0; k < ahead; k++) request_row(w, ids, n_ids, row_bytes, k);
-    int64_t k = 0;
-    for (; k + ahead < n_ids; k++) {
-        __m512 t;
-        SUMS_PF(n, w + (size_t)ids[k] * row_bytes, xv, xd, &t, w + (size_t)ids[k + ahead] * row_bytes);
-        y[k] = _mm512_reduce_add_ps(t);
-    }
-    for (; k < n_ids; k++) {
-        __m512 t;
-        SUMS(n, w + (size_t)ids[k] * row_bytes, xv, xd, &t);
-        y[k] = _mm512_reduce_add_ps(t);
-    }
+    list_rows(
+        w, row_bytes, ids, n_ids, ahead,
+        [&](int64_t k, const char * row, const char * next) {
+            __m512 t;
+            SUMS_PF(n, reinterpret_cast<const uint8_t *>(row), xv, xd, &t, reinterpret_cast<const uint8_t *>(next));
+            y[k] = _mm512_reduce_add_ps(t);
+        },
+        [&](int64_t k, const char * row) {
+            __m512 t;
+            SUMS(n, reinterpret_cast<const uint8_t *>(row), xv, xd, &t);
+            y[k] = _mm512_reduce_add_ps(t);
+        });
 }
 
 // With the activation in nibble order, as rows_nibbles (for a list of all rows in order, 0.82x the

@@ -193,9 +193,9 @@ __attribute__((always_inline)) inline void dot_k_pf(int64_t n, const void * w, c
     }
     k_form f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        if (PF) {
+        if (PF) {  // the super-block's lines (its last byte may start one more)
             const char * p = static_cast<const char *>(pf) + i * sizeof(Block);
-            for (size_t off = 0; off < sizeof(Block); off += 64) request_line(p + off);
+            request_row(p, sizeof(Block));
             request_line(p + sizeof(Block) - 1);
         }
         form(wb[i], f);
@@ -226,32 +226,23 @@ float one(int64_t n, const void * w, const void * xq) {
     return r;
 }
 
-// Rows in order, row r + 16 requested at the pace row r is read (as the other row kernels).
+// Rows in order, row dense_ahead(r) requested at the pace row r is read (cpu/prefetch.h).
 template <class Block>
 void rows(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
-    constexpr int64_t kAhead = 16;
     const char * w = static_cast<const char *>(W);
     for (int64_t r = 0; r < n_rows; r++) {
-        const int64_t a = r + kAhead < n_rows ? r + kAhead : r;  // past the end: itself
-        dot_k_pf<Block, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)a * row_bytes);
+        dot_k_pf<Block, 1, true>(n, w + (size_t)r * row_bytes, xq, 0, y + r, 0, w + (size_t)dense_ahead(r, n_rows) * row_bytes);
     }
 }
 
-// The sparse FFN's rows from a list (dot_rows_ids): the row `ahead` places further down the list
-// requested at the pace the current one is read, the first `ahead` rows whole, up front.
+// The sparse FFN's rows from a list (dot_rows_ids; cpu/prefetch.h's list_rows).
 template <class Block>
 void rows_ids(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
               float * y, int ahead) {
-    const char * w = static_cast<const char *>(W);
-    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
-        const char * row = w + (size_t)ids[k] * row_bytes;
-        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
-    }
-    int64_t k = 0;
-    for (; k + ahead < n_ids; k++) {
-        dot_k_pf<Block, 1, true>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0, w + (size_t)ids[k + ahead] * row_bytes);
-    }
-    for (; k < n_ids; k++) dot_k<Block, 1>(n, w + (size_t)ids[k] * row_bytes, xq, 0, y + k, 0);
+    list_rows(
+        W, row_bytes, ids, n_ids, ahead,
+        [&](int64_t k, const char * row, const char * next) { dot_k_pf<Block, 1, true>(n, row, xq, 0, y + k, 0, next); },
+        [&](int64_t k, const char * row) { dot_k<Block, 1>(n, row, xq, 0, y + k, 0); });
 }
 
 }  // namespace

@@ -156,36 +156,29 @@ void row_batch(int64_t n, const void * w, const void * xq, size_t xs, int nb, fl
     for (int b = 0; b < nb; b++) out[b * ldo] = r[b];
 }
 
-// Rows in order (matvec's dot_rows), row r + 16 requested at the pace row r is read (as in
-// vec_f32_avx512.cpp); the bits of dot per row.
+// Rows in order (matvec's dot_rows), row dense_ahead(r) requested at the pace row r is read
+// (cpu/prefetch.h); the bits of dot per row.
 template <class A, __m256 (*load)(const A *), float (*conv)(A)>
 void rows_v(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
-    constexpr int64_t kAhead = 16;
-    const char *      w = static_cast<const char *>(W);
-    const float *     x = static_cast<const float *>(xq);
+    const char *  w = static_cast<const char *>(W);
+    const float * x = static_cast<const float *>(xq);
     auto row = [&](int64_t r) { return reinterpret_cast<const A *>(w + (size_t)r * row_bytes); };
-    for (int64_t r = 0; r < n_rows; r++) {
-        const int64_t a = r + kAhead < n_rows ? r + kAhead : r;  // past the end: itself
-        dot_nb<1, A, load, conv, true>(row(r), &x, n, y + r, row(a));
-    }
+    for (int64_t r = 0; r < n_rows; r++) dot_nb<1, A, load, conv, true>(row(r), &x, n, y + r, row(dense_ahead(r, n_rows)));
 }
 
-// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids): the row `ahead` places further
-// down the list requested at the pace the current one is read, the first `ahead` rows whole, up
-// front (why: dot_avx512.cpp's rows_ids_loop). The bits of dot per row.
+// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids; cpu/prefetch.h's list_rows). The
+// bits of dot per row.
 template <class A, __m256 (*load)(const A *), float (*conv)(A)>
 void rows_ids_v(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
                 float * y, int ahead) {
-    const char *  w = static_cast<const char *>(W);
     const float * x = static_cast<const float *>(xq);
-    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
-        const char * row = w + (size_t)ids[k] * row_bytes;
-        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
-    }
-    auto row = [&](int64_t k) { return reinterpret_cast<const A *>(w + (size_t)ids[k] * row_bytes); };
-    int64_t k = 0;
-    for (; k + ahead < n_ids; k++) dot_nb<1, A, load, conv, true>(row(k), &x, n, y + k, row(k + ahead));
-    for (; k < n_ids; k++) dot_nb<1, A, load, conv>(row(k), &x, n, y + k);
+    auto values = [](const char * row) { return reinterpret_cast<const A *>(row); };
+    list_rows(
+        W, row_bytes, ids, n_ids, ahead,
+        [&](int64_t k, const char * row, const char * next) {
+            dot_nb<1, A, load, conv, true>(values(row), &x, n, y + k, values(next));
+        },
+        [&](int64_t k, const char * row) { dot_nb<1, A, load, conv>(values(row), &x, n, y + k); });
 }
 
 // In place: x[i] = the nearest f16 value, ties to even (vcvtps2ph's rounding, as fp32_to_fp16's).

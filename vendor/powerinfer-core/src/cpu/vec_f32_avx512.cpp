@@ -217,21 +217,17 @@ void short16_64(const char * W, size_t row_bytes, const float * const * x, float
 }
 
 // Rows in order (matvec's dot_rows): sixteen rows' sums, then one reduce16 (the bits of sixteen
-// reductions), row r + 16 requested at the pace row r is read. One thread, 11008 rows of 4096 F16
-// from DRAM: see README "The sparse kernels" (the dense GEMV there).
+// reductions), row dense_ahead(r) requested at the pace row r is read (cpu/prefetch.h). One thread,
+// 11008 rows of 4096 F16 from DRAM: see README "The sparse kernels" (the dense GEMV there).
 template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
 void rows_v(int64_t n, const void * W, size_t row_bytes, const void * xq, float * y, int64_t n_rows) {
-    constexpr int64_t kAhead = 16;
-    const char *      w = static_cast<const char *>(W);
-    const float *     x = static_cast<const float *>(xq);
+    const char *  w = static_cast<const char *>(W);
+    const float * x = static_cast<const float *>(xq);
     auto row = [&](int64_t r) { return reinterpret_cast<const A *>(w + (size_t)r * row_bytes); };
     int64_t r = 0;
     for (; r + 16 <= n_rows; r += 16) {
         __m512 t[16];
-        for (int k = 0; k < 16; k++) {
-            const int64_t a = r + k + kAhead < n_rows ? r + k + kAhead : r + k;  // past the end: itself
-            sums_nb<1, A, load, load_m, true>(row(r + k), &x, n, &t[k], row(a));
-        }
+        for (int k = 0; k < 16; k++) sums_nb<1, A, load, load_m, true>(row(r + k), &x, n, &t[k], row(dense_ahead(r + k, n_rows)));
         _mm512_storeu_ps(y + r, reduce16(t));
     }
     for (; r < n_rows; r++) {
@@ -241,31 +237,26 @@ void rows_v(int64_t n, const void * W, size_t row_bytes, const void * xq, float 
     }
 }
 
-// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids): the row `ahead` places further
-// down the list requested at the pace the current one is read, the first `ahead` rows whole, up
-// front (why: dot_avx512.cpp's rows_ids_loop). One thread, 4096-wide F16 rows, 5% of 11008 from
-// DRAM: see README "The sparse kernels". The bits of dot per row.
+// The sparse FFN's F16 and F32 rows from a list (dot_rows_ids; cpu/prefetch.h's list_rows). One
+// thread, 4096-wide F16 rows, 5% of 11008 from DRAM: see README "The sparse kernels". The bits of
+// dot per row.
 template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>
 void rows_ids_v(int64_t n, const void * W, size_t row_bytes, const void * xq, const int32_t * ids, int64_t n_ids,
                 float * y, int ahead) {
-    const char *  w = static_cast<const char *>(W);
     const float * x = static_cast<const float *>(xq);
-    for (int64_t k = 0; k < ahead && k < n_ids; k++) {
-        const char * row = w + (size_t)ids[k] * row_bytes;
-        for (size_t off = 0; off < row_bytes; off += 64) request_line(row + off);
-    }
-    auto row = [&](int64_t k) { return reinterpret_cast<const A *>(w + (size_t)ids[k] * row_bytes); };
-    int64_t k = 0;
-    for (; k + ahead < n_ids; k++) {
-        __m512 sum;
-        sums_nb<1, A, load, load_m, true>(row(k), &x, n, &sum, row(k + ahead));
-        y[k] = hsum(sum);
-    }
-    for (; k < n_ids; k++) {
-        __m512 sum;
-        sums_nb<1, A, load, load_m>(row(k), &x, n, &sum);
-        y[k] = hsum(sum);
-    }
+    auto values = [](const char * row) { return reinterpret_cast<const A *>(row); };
+    list_rows(
+        W, row_bytes, ids, n_ids, ahead,
+        [&](int64_t k, const char * row, const char * next) {
+            __m512 sum;
+            sums_nb<1, A, load, load_m, true>(values(row), &x, n, &sum, values(next));
+            y[k] = hsum(sum);
+        },
+        [&](int64_t k, const char * row) {
+            __m512 sum;
+            sums_nb<1, A, load, load_m>(values(row), &x, n, &sum);
+            y[k] = hsum(sum);
+        });
 }
 
 template <class A, __m512 (*load)(const A *), __m512 (*load_m)(const A *, __mmask16)>

@@ -5,6 +5,7 @@
 #include "core/types.h"
 #include "cpu/dot.h"
 #include "cpu/kernels.h"
+#include "cpu/prefetch.h"
 #include "sparse/sparse_down.h"
 
 #include <cstring>
@@ -73,15 +74,10 @@ inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
 // bursts of the former groups-of-two scheme fought the hardware prefetcher).
 constexpr int64_t HIDDEN_PREFETCH_ROWS = 4;
 
-// The list kernels (dot_rows_ids, cpu/dot_avx512.cpp) request the row this many places ahead step
-// by step as they read the current one. Measured as above: 6 to 16 ahead all 12-13 GB/s at 5%
+// The list kernels (dot_rows_ids; cpu/prefetch.h) request the row this many places ahead step by
+// step as they read the current one. Measured as above: 6 to 16 ahead all 12-13 GB/s at 5%
 // and 16 at 20% (whole-row bursts, 4 ahead: 8 and 10); 1 ahead is too late (9 and 10).
 constexpr int LIST_PREFETCH_ROWS = 8;
-
-inline void prefetch_row(const void * W, size_t row_bytes, int32_t id) {
-    const char * row = static_cast<const char *>(W) + (size_t)id * row_bytes;
-    for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
-}
 
 // y[k] = dot(row ids[k] of W, x) for k < n, with the rows requested ahead.
 void rows_prefetched(int32_t type, const void * W, size_t row_bytes, const void * xq, int64_t n_cols,
@@ -98,9 +94,9 @@ void rows_prefetched(int32_t type, const void * W, size_t row_bytes, const void 
     }
     const vec_dot_fn dot = known ? t.dot[type] : nullptr;
     const char *     w   = static_cast<const char *>(W);
-    for (int64_t k = 0; k < HIDDEN_PREFETCH_ROWS && k < n; k++) prefetch_row(W, row_bytes, ids[k]);
+    for (int64_t k = 0; k < HIDDEN_PREFETCH_ROWS && k < n; k++) request_row(w + (size_t)ids[k] * row_bytes, row_bytes);
     for (int64_t k = 0; k < n; k++) {
-        if (k + HIDDEN_PREFETCH_ROWS < n) prefetch_row(W, row_bytes, ids[k + HIDDEN_PREFETCH_ROWS]);
+        if (k + HIDDEN_PREFETCH_ROWS < n) request_row(w + (size_t)ids[k + HIDDEN_PREFETCH_ROWS] * row_bytes, row_bytes);
         if (dot) y[k] = dot(n_cols, w + (size_t)ids[k] * row_bytes, xq);
         else matvec_rows(type, W, row_bytes, xq, n_cols, ids + k, 1, y + k);
     }
