@@ -18,16 +18,6 @@ namespace pi {
 
 // ---- scale packing ---------------------------------------------------------------------------
 
-void k4_get_scale_min(const uint8_t * p, int j, uint8_t * sc, uint8_t * mn) {
-    if (j < 4) {
-        *sc = p[j] & 63;
-        *mn = p[j + 4] & 63;
-    } else {
-        *sc = static_cast<uint8_t>((p[j + 4] & 0x0F) | ((p[j - 4] >> 6) << 4));
-        *mn = static_cast<uint8_t>((p[j + 4] >> 4) | ((p[j] >> 6) << 4));
-    }
-}
-
 void k4_pack_scale_mins(const uint8_t sc[8], const uint8_t mn[8], uint8_t * p) {
     for (int j = 0; j < 4; j++) {
         p[j]     = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));

@@ -11,6 +11,7 @@
 #include "sparse/down_rows_loop.h"
 
 #include "cpu/blocks.h"
+#include "cpu/quant_rows.h"
 #include "powerinfer.h"
 
 #include <immintrin.h>
@@ -128,10 +129,9 @@ void rows_q4_K(const char * const * r, const float * a, float * y, int64_t n) {
         for (int k = 0; k < R; k++) {
             const block_q4_K * blk = reinterpret_cast<const block_q4_K *>(r[k]) + b;
             const float d = h2f(blk->d), dmin = h2f(blk->dmin);
-            const uint8_t * p = blk->scales;  // 6-bit scales and mins, packed (k4_get_scale_min)
             for (int j = 0; j < 8; j++) {
-                const int sc = j < 4 ? p[j] & 63 : (p[j + 4] & 0x0F) | ((p[j - 4] >> 6) << 4);
-                const int mn = j < 4 ? p[j + 4] & 63 : (p[j + 4] >> 4) | ((p[j] >> 6) << 4);
+                uint8_t sc, mn;
+                k4_get_scale_min(blk->scales, j, &sc, &mn);
                 dl[k][j] = d * (float)sc;
                 ml[k][j] = dmin * (float)mn;
             }
