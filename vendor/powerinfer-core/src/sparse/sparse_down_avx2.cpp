@@ -2,9 +2,9 @@
 // Q8_0 (the types of PowerInfer's published files and our own) and Q4_K (the usual type of
 // published GGUF files). Other types keep the scalar reference (sparse_down.cpp).
 //
-// Rows are taken four at a time: each 8-float piece of y is loaded once, receives the four rows'
-// terms in list order (one FMA each), and is stored once, which quarters the traffic on y compared
-// with one row at a time. Each row window is read front to back, and the windows of the next group
+// Rows are taken four at a time (sixteen for Q4_0 and Q8_0): each 8-float piece of y is loaded
+// once, receives the rows' terms in list order (one FMA each), and is stored once, which cuts the
+// traffic on y by that factor compared with one row at a time. Each row window is read front to back, and the windows of the next group
 // are prefetched while a group is computed (down_rows_loop.h); the window of y (at most n_embd floats)
 // stays in L1.
 #include "sparse/sparse_down.h"
@@ -74,11 +74,16 @@ void rows_f16(const char * const * r, const float * a, float * y, int64_t n) {
     }
 }
 
-// Blocks of 32: scale s = a * d per row and block, then y += s * q (q exact in float).
+// Blocks of 32: scale s = a * d per row and block, then y += s * q (q exact in float). With pf (the
+// next R rows, or nullptr), each block of those rows is requested as the same block of these is
+// read.
 template <int R, class B, void (*UNPACK)(const B *, __m256 *)>
-void rows_q32(const char * const * r, const float * a, float * y, int64_t n) {
+void rows_q32_pf(const char * const * r, const float * a, float * y, int64_t n, const char * const * pf) {
     const int64_t nb = n / 32;
     for (int64_t b = 0; b < nb; b++) {
+        if (pf) {
+            for (int j = 0; j < R; j++) _mm_prefetch(pf[j] + b * sizeof(B), _MM_HINT_T1);
+        }
         float * yb = y + 32 * b;
         __m256 acc[4];
         for (int v = 0; v < 4; v++) acc[v] = _mm256_loadu_ps(yb + 8 * v);
@@ -93,28 +98,9 @@ void rows_q32(const char * const * r, const float * a, float * y, int64_t n) {
     }
 }
 
-// Sixteen rows per pass (R = 16 above: y's block loaded and stored once for all of them), the
-// same terms in the same order as four passes of four, so the same bits; each block of the next
-// sixteen rows (pf, or nullptr) is requested as the same block of these is read.
-template <class B, void (*UNPACK)(const B *, __m256 *)>
-void rows16_q32(const char * const * r, const float * a, float * y, int64_t n, const char * const * pf) {
-    const int64_t nb = n / 32;
-    for (int64_t b = 0; b < nb; b++) {
-        if (pf) {
-            for (int j = 0; j < 16; j++) _mm_prefetch(pf[j] + b * sizeof(B), _MM_HINT_T1);
-        }
-        float * yb = y + 32 * b;
-        __m256 acc[4];
-        for (int v = 0; v < 4; v++) acc[v] = _mm256_loadu_ps(yb + 8 * v);
-        for (int j = 0; j < 16; j++) {
-            const B * blk = reinterpret_cast<const B *>(r[j]) + b;
-            const __m256 s = _mm256_set1_ps(a[j] * h2f(blk->d));
-            __m256 q[4];
-            UNPACK(blk, q);
-            for (int v = 0; v < 4; v++) acc[v] = _mm256_fmadd_ps(s, q[v], acc[v]);
-        }
-        for (int v = 0; v < 4; v++) _mm256_storeu_ps(yb + 8 * v, acc[v]);
-    }
+template <int R, class B, void (*UNPACK)(const B *, __m256 *)>
+void rows_q32(const char * const * r, const float * a, float * y, int64_t n) {
+    rows_q32_pf<R, B, UNPACK>(r, a, y, n, nullptr);
 }
 
 // Q4_K: per block of 256 and sub-block j of 32, value = (d * sc_j) * q - dmin * mn_j, as
@@ -171,9 +157,9 @@ void down_table_fill_avx2(down_table & t) {
     t.rows[PI_TYPE_F32]  = down_rows_loop<rows_f32<4>, rows_f32<1>, win_f32>;
     t.rows[PI_TYPE_F16]  = down_rows_loop<rows_f16<4>, rows_f16<1>, win_f16>;
     t.rows[PI_TYPE_Q4_0] = down_rows_loop<rows_q32<4, block_q4_0, q4_0_unpack>, rows_q32<1, block_q4_0, q4_0_unpack>,
-                                          win_q4_0, rows16_q32<block_q4_0, q4_0_unpack>>;
+                                          win_q4_0, rows_q32_pf<16, block_q4_0, q4_0_unpack>>;
     t.rows[PI_TYPE_Q8_0] = down_rows_loop<rows_q32<4, block_q8_0, q8_0_unpack>, rows_q32<1, block_q8_0, q8_0_unpack>,
-                                          win_q8_0, rows16_q32<block_q8_0, q8_0_unpack>>;
+                                          win_q8_0, rows_q32_pf<16, block_q8_0, q8_0_unpack>>;
     t.rows[PI_TYPE_Q4_K] = down_rows_loop<rows_q4_K<4>, rows_q4_K<1>, win_q4_K>;
     for (int type : {PI_TYPE_F32, PI_TYPE_F16, PI_TYPE_Q4_0, PI_TYPE_Q8_0, PI_TYPE_Q4_K}) t.names[type] = "avx2-float";
 }
