@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sparse_decode import run_once  # noqa: E402  (prompt, then greedy steps, stats reset between)
 
 # name: (n_embd, n_ff, n_head, n_head_kv, n_layer, n_vocab, arch)
 SHAPES = {
@@ -138,16 +140,6 @@ def token_bytes(shape: str, pred_width: int, computed: float, fired: float) -> d
     dense = fixed + NL * FF * row * (2 + fired)
     sparse = fixed + NL * ((E + FF) * pred_width * q4 + FF * row * (2 * computed + fired))
     return {"dense": dense, "sparse": sparse}
-
-
-def run_once(llm, prompt, n_tokens: int) -> float:
-    llm.reset()
-    llm.eval(prompt)
-    llm._ctx.reset_sparse_stats()
-    t0 = time.perf_counter()
-    for _ in range(n_tokens):
-        llm.eval([int(np.argmax(llm._ctx.logits()))])
-    return n_tokens / (time.perf_counter() - t0)
 
 
 def main() -> None:
